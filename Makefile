@@ -1,0 +1,43 @@
+# The README's two commands: `make demo` and `make test`. Each installs everything it needs first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SONOKIT := $(VENV)/bin/sonokit
+# torch is installed first and pinned: on the project machines these wheels lie on the local disk.
+# Override on other machines, e.g. `make test TORCH_SPEC="torch torchvision"`.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DEMO_DIR ?= demo_out
+DEMO_CONFIG ?= configs/demo_phantom_cpu.yaml
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.sonokit-installed
+
+$(VENV)/.sonokit-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# phantom data -> split -> train -> evaluate -> segment -> HTML report (about 5 minutes on 2 CPU cores)
+demo: install
+	rm -rf $(DEMO_DIR)
+	$(SONOKIT) simulate phantom --n 160 --size 160 --seed 0 --out $(DEMO_DIR)/phantom
+	$(SONOKIT) data check $(DEMO_DIR)/phantom --format folder
+	$(SONOKIT) data split $(DEMO_DIR)/phantom --format folder --seeds 0 --out $(DEMO_DIR)/phantom_split.json
+	$(SONOKIT) train segment --config $(DEMO_CONFIG) --out $(DEMO_DIR)/run \
+		--set data.root=$(DEMO_DIR)/phantom --set data.split=$(DEMO_DIR)/phantom_split.json
+	$(SONOKIT) evaluate --checkpoint $(DEMO_DIR)/run/checkpoints/last.ckpt --split test
+	$(SONOKIT) segment $(DEMO_DIR)/phantom/images/phantom_0000.png $(DEMO_DIR)/phantom/images/phantom_0001.png \
+		--checkpoint $(DEMO_DIR)/run/checkpoints/last.ckpt --out $(DEMO_DIR)/segmented
+	$(SONOKIT) report $(DEMO_DIR)/run
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: install
+	$(PY) benchmarks/busi_supervised.py --preset cpu
+
+clean:
+	rm -rf $(DEMO_DIR) runs .pytest_cache

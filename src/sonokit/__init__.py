@@ -1,0 +1,2 @@
+"""sonokit: ultrasound-native deep learning."""
+__version__ = "0.1.0"

@@ -1,0 +1,89 @@
+"""The `sonokit` command line: a thin shell over the library, one file per subcommand."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ..errors import SonokitError
+from . import data, simulate, train
+from .evaluate import evaluate_cmd
+from .segment import segment_cmd
+
+app = typer.Typer(
+    name="sonokit",
+    help="sonokit: ultrasound-native deep learning. Read datasets, make de-duplicated splits, train, "
+    "evaluate, segment your own images and write HTML reports.\n\n"
+    "Quick start: `sonokit simulate phantom --out ph --n 100`, `sonokit data split ph --out split.json`, "
+    "`sonokit train segment --config configs/demo_phantom_cpu.yaml --set data.root=ph --set data.split=split.json`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(simulate.app, name="simulate")
+app.command("evaluate")(evaluate_cmd)
+app.command("segment")(segment_cmd)
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="A run folder (from `sonokit train --out`) or a folder of runs."),
+    out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
+) -> None:
+    """Write one self-contained HTML report: metrics (mean ± std), training curves, best/median/worst overlays."""
+    from ..reports import build_report
+
+    path = build_report(run_dir, out)
+    Console().print(f"report written to {path.resolve()}")
+
+
+@app.command("models")
+def models_cmd(pattern: str = typer.Argument("*", help="Glob pattern, e.g. 'resunet*'.")) -> None:
+    """List the registered models."""
+    from ..models import list_models
+
+    for name in list_models(pattern):
+        print(name)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs and full tracebacks.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if verbose:
+        _STATE["verbose"] = True
+
+
+_STATE = {"verbose": False}
+
+
+def main() -> None:
+    """Console entry point: sonokit errors become one clear line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except SonokitError as e:
+        if _STATE["verbose"]:
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; checkpoints already written are kept")
+        sys.exit(130)
+    except Exception as e:  # click usage errors come through here in standalone_mode=False
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+__all__ = ["app", "main"]

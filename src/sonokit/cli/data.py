@@ -1,0 +1,97 @@
+"""`sonokit data check` and `sonokit data split`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+console = Console()
+app = typer.Typer(help="Inspect datasets and make split files.", no_args_is_help=True)
+
+FORMAT_HELP = "Dataset layout: busi | udiat | breast | hc18 | folder | dicom (auto-detected when omitted)."
+
+
+def _progress_check(reader, near_threshold: int):
+    from ..data.check import check_dataset
+
+    with Progress(console=Console(stderr=True), transient=True, disable=not console.is_terminal) as prog:
+        task = prog.add_task(f"reading {len(reader)} images", total=len(reader))
+        return check_dataset(reader, near_threshold=near_threshold,
+                             progress=lambda i, n: prog.update(task, completed=i))
+
+
+@app.command("check")
+def check(
+    path: Path = typer.Argument(..., help="Dataset folder (or a DICOM file)."),
+    format: str = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    near_threshold: int = typer.Option(6, help="Near-duplicate threshold in pHash bits (of 64)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the full report as JSON here."),
+    max_problems: int = typer.Option(50, help="Print at most this many problems (all go to --json)."),
+) -> None:
+    """Count images per class and sizes, and list every problem with its file.
+
+    Problems: unreadable file, mask/image size mismatch, missing mask, non-binary mask, exact and near
+    duplicates. Exit code 0 when every image is readable, 1 otherwise.
+    """
+    from ..data import open_dataset
+
+    reader = open_dataset(path, format)
+    rep = _progress_check(reader, near_threshold)
+    s = rep.summary()
+    t = Table(title=f"{reader.name} dataset at {path}")
+    t.add_column("class")
+    t.add_column("images", justify="right")
+    for k, v in sorted(rep.classes.items()):
+        t.add_row(k, str(v))
+    t.add_row("[bold]total readable", f"[bold]{rep.n_readable} of {rep.n_images}")
+    console.print(t)
+    if s["height_min_median_max"]:
+        h, w = s["height_min_median_max"], s["width_min_median_max"]
+        console.print(f"height min/median/max {h[0]}/{h[1]}/{h[2]} px; width {w[0]}/{w[1]}/{w[2]} px")
+    console.print(f"colour images (converted to gray): {len(rep.colour_images)}")
+    console.print(f"exact duplicate groups: {len(rep.exact_duplicates)}; near-duplicate groups: "
+                  f"{len(rep.near_duplicates)} covering {s['images_in_near_duplicate_groups']} images "
+                  f"(pHash within {near_threshold} bits)")
+    for g in rep.exact_duplicates:
+        console.print(f"  exact duplicate: {' == '.join(g)}")
+    console.print(f"[bold]{len(rep.problems)} problems[/]")
+    for f, m in rep.problems[:max_problems]:
+        console.print(f"  {f}: {m}", highlight=False)
+    if len(rep.problems) > max_problems:
+        console.print(f"  ... {len(rep.problems) - max_problems} more (use --json to see all)")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(s, indent=1))
+    raise typer.Exit(0 if rep.ok else 1)
+
+
+@app.command("split")
+def split(
+    path: Path = typer.Argument(..., help="Dataset folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Split JSON file to write (e.g. splits/busi_v1.json)."),
+    format: str = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    val: float = typer.Option(0.1, help="Validation fraction of all images."),
+    test: float = typer.Option(0.2, help="Held-out test fraction of all images."),
+    seeds: list[int] = typer.Option([0, 1, 2], "--seeds", help="Seeds for the nested label-fraction subsets (repeatable)."),
+    fractions: list[float] = typer.Option([0.2, 0.5, 1.0], "--fractions", help="Label fractions of train (repeatable)."),
+    split_seed: int = typer.Option(0, help="Seed of the train/val/test partition itself."),
+    near_threshold: int = typer.Option(6, help="Near-duplicate threshold in pHash bits (of 64)."),
+) -> None:
+    """Write a versioned, stratified, duplicate- and group-aware train/val/test split with nested
+    label-fraction subsets (20% ⊂ 50% ⊂ 100%) of train per seed."""
+    from ..data import open_dataset
+    from ..data.splits import save_split, split_from_report
+
+    reader = open_dataset(path, format)
+    rep = _progress_check(reader, near_threshold)
+    sp = split_from_report(rep, reader, val=val, test=test, seeds=tuple(seeds), fractions=tuple(fractions),
+                           split_seed=split_seed, near_threshold=near_threshold)
+    save_split(sp, out)
+    console.print(f"wrote {out}: train {len(sp['train'])}, val {len(sp['val'])}, test {len(sp['test'])} "
+                  f"({len(sp['duplicate_groups'])} duplicate groups kept together)")
+    for part in ("train", "val", "test"):
+        console.print(f"  {part}: {sp['counts'][part]}")

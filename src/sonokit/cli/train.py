@@ -1,0 +1,178 @@
+"""`sonokit train segment`: config -> data -> Lightning task -> checkpoints, metrics.csv, config.yaml."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+
+from ..errors import ConfigError, DataError
+from .config import SegmentConfig, load_config, to_dict
+
+console = Console(stderr=True)
+app = typer.Typer(help="Train models. One subcommand per task.", no_args_is_help=True)
+
+
+def _epoch_line_callback():
+    import lightning as L
+
+    class EpochLine(L.Callback):
+        """One plain line per epoch (for logs and CI where a live progress bar is noise)."""
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self._t = time.time()
+
+        def on_validation_epoch_end(self, trainer, pl_module):
+            if trainer.sanity_checking:
+                return
+            m = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("train_loss_epoch", "val_loss", "val_dice")}
+            console.print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} " +
+                          " ".join(f"{k}={v:.4f}" for k, v in m.items()) +
+                          f" ({time.time() - getattr(self, '_t', time.time()):.0f}s)")
+
+    return EpochLine()
+
+
+def build_datasets(cfg: SegmentConfig, out_dir: Path):
+    from ..data import open_dataset
+    from ..data.loader import SegmentationDataset
+    from ..data.splits import load_split, make_split, save_split, select_ids, verify_split
+
+    d = cfg.data
+    if d.root is None:
+        raise ConfigError("data.root is not set; give the dataset folder in the config or with --set data.root=PATH")
+    if d.image_size < 32:
+        raise ConfigError(f"data.image_size must be >= 32, found {d.image_size}")
+    if not 0 < d.fraction <= 1:
+        raise ConfigError(f"data.fraction must be in (0, 1], found {d.fraction}")
+    reader = open_dataset(d.root, d.format)
+    if d.split:
+        split = load_split(d.split)
+        verify_split(split, reader.ids, d.split)
+    else:
+        console.print("[yellow]no data.split given: making a random 70/10/20 split WITHOUT duplicate detection "
+                      f"(saved to {out_dir / 'split.json'}); use `sonokit data split` for a de-duplicated one[/]")
+        split = make_split(reader.ids, labels={r.id: r.label for r in reader.records},
+                           groups={r.id: r.group for r in reader.records}, seeds=(cfg.seed,),
+                           fractions=tuple(sorted({d.fraction, 1.0})), dataset=reader.name)
+        save_split(split, out_dir / "split.json")
+    labels = {r.id: r.label for r in reader.records}
+    train_ids = select_ids(split, "train", seed=cfg.seed, fraction=d.fraction)
+    val_ids = select_ids(split, "val")
+    if d.classes:
+        known = {str(v) for v in labels.values()}
+        unknown = [c for c in d.classes if c not in known]
+        if unknown:
+            raise ConfigError(f"data.classes names {unknown}, which the dataset does not have; it has {sorted(known)}")
+        train_ids = [i for i in train_ids if labels[i] in d.classes]
+        val_ids = [i for i in val_ids if labels[i] in d.classes]
+    kw = dict(image_size=d.image_size, cache=d.cache, fail_fast=d.fail_fast)
+    return reader, SegmentationDataset(reader, train_ids, **kw), SegmentationDataset(reader, val_ids, **kw)
+
+
+def run_segmentation(cfg: SegmentConfig, *, resume: bool = False, quiet: bool = False) -> Path:
+    """Train a segmentation model as configured; returns the run folder."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ..models import MODELS
+    from ..tasks import AtomicCheckpointIO, SegmentationTask
+
+    MODELS.get(cfg.model.name)  # unknown model names fail before any data is read
+    out = Path(cfg.out_dir)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.exists():
+        raise ConfigError(f"--resume: no checkpoint to resume from at '{last}'")
+    if not resume and last.exists():
+        raise ConfigError(f"run folder '{out}' already holds a checkpoint; pass --resume to continue it, "
+                          "or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    reader, train_ds, val_ds = build_datasets(cfg, out)
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    (out / "data.json").write_text(json.dumps({
+        "dataset": reader.name, "root": str(reader.root), "train": len(train_ds), "val": len(val_ds),
+        "skipped": train_ds.skipped + val_ds.skipped}, indent=1))
+    if not quiet:
+        console.print(f"[bold]{cfg.name}[/]: {reader.name} at {reader.root} — train {len(train_ds)}, "
+                      f"val {len(val_ds)} images at {cfg.data.image_size}px; model {cfg.model.name}; run folder {out}")
+        for sid, err in (train_ds.skipped + val_ds.skipped)[:10]:
+            console.print(f"[yellow]skipped[/] {sid}: {err}")
+    bs = cfg.data.batch_size
+    g = torch.Generator().manual_seed(cfg.seed)
+    train_dl = torch.utils.data.DataLoader(train_ds, batch_size=bs, shuffle=True, generator=g,
+                                           num_workers=cfg.data.num_workers, drop_last=len(train_ds) > bs,
+                                           persistent_workers=cfg.data.num_workers > 0)
+    val_dl = torch.utils.data.DataLoader(val_ds, batch_size=bs, shuffle=False, num_workers=cfg.data.num_workers)
+    aug = None
+    if cfg.augment.enabled:
+        aug = {k: (tuple(v) if isinstance(v, list) else v) for k, v in to_dict(cfg.augment).items() if k != "enabled"}
+    mkw = {"in_chans": cfg.model.in_chans, "decoder_channels": tuple(cfg.model.decoder_channels)}
+    if cfg.model.encoder_weights:
+        mkw["encoder_weights"] = cfg.model.encoder_weights
+    if cfg.model.encoder_checkpoint:
+        mkw["encoder_checkpoint"] = cfg.model.encoder_checkpoint
+    task = SegmentationTask(
+        model=cfg.model.name, model_kwargs=mkw, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+        warmup_epochs=cfg.optim.warmup_epochs, dice_weight=cfg.loss.dice_weight, bce_weight=cfg.loss.bce_weight,
+        augment=aug, seed=cfg.seed, image_size=cfg.data.image_size,
+        data={"root": str(reader.root), "format": reader.name, "split": cfg.data.split or str(out / "split.json"),
+              "classes": cfg.data.classes, "fraction": cfg.data.fraction, "seed": cfg.seed},
+    )
+    mode = cfg.trainer.progress
+    if mode not in ("auto", "rich", "none"):
+        raise ConfigError(f"trainer.progress must be auto, rich or none; found '{mode}'")
+    use_rich = mode == "rich" or (mode == "auto" and sys.stderr.isatty() and not quiet)
+    callbacks = [ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=cfg.checkpoint_monitor,
+                                 mode="max" if "dice" in cfg.checkpoint_monitor else "min", save_last=True,
+                                 save_top_k=1, enable_version_counter=False)]
+    if use_rich:
+        callbacks.append(RichProgressBar())
+    elif not quiet and mode != "none":
+        callbacks.append(_epoch_line_callback())
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    trainer = L.Trainer(
+        default_root_dir=out, max_epochs=cfg.optim.epochs if cfg.optim.max_steps is None else -1,
+        max_steps=cfg.optim.max_steps if cfg.optim.max_steps is not None else -1,
+        accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, strategy=cfg.trainer.strategy,
+        precision=cfg.trainer.precision, deterministic=cfg.trainer.deterministic,
+        check_val_every_n_epoch=cfg.trainer.check_val_every_n_epoch, log_every_n_steps=cfg.trainer.log_every_n_steps,
+        logger=CSVLogger(save_dir=str(out), name="", version=""), callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=use_rich, enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    t0 = time.time()
+    trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+    if not quiet:
+        console.print(f"trained in {time.time() - t0:.0f}s; checkpoints in {out / 'checkpoints'}")
+    return out
+
+
+@app.command("segment")
+def segment_cmd(
+    config: Path = typer.Option(None, "--config", "-c", help="YAML config (see configs/). Without it, defaults."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (overrides out_dir in the config)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a config value: --set optim.lr=3e-4 (repeatable)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.ckpt."),
+) -> None:
+    """Train a segmentation model (Res-UNet by default) on any supported dataset.
+
+    Example: sonokit train segment --config configs/busi_resunet18_cpu.yaml --seed 1 --out runs/busi_s1
+    """
+    overrides = list(set_)
+    if out is not None:
+        overrides.append(f"out_dir={out}")
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    cfg = load_config(config, overrides)
+    run_segmentation(cfg, resume=resume)

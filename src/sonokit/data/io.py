@@ -1,0 +1,139 @@
+"""Reading and writing 2-D images and masks, with clear errors and documented conversions.
+
+Conversions (each recorded in the returned ``info`` dict, never silent):
+
+* 8-bit gray (``L``) and 1-bit (``1``): scaled to [0, 1] by the type's maximum.
+* RGB / palette: if the three channels are identical the image is gray; otherwise (colour overlays, Doppler
+  boxes) it is converted to luma with ITU-R BT.601 weights and ``info["colour"] = True``.
+* RGBA / LA: the alpha channel is dropped when fully opaque; an image with transparent pixels raises
+  :class:`DataError` (there is no right way to guess the background).
+* 16-bit gray (``I;16``, ``I``): scaled by 65535 to [0, 1], ``info["bit_depth"] = 16``.
+
+Masks: any image mode; a mask is foreground where it is non-zero if it holds at most two distinct values,
+otherwise it is thresholded at half its maximum and ``nonbinary`` is reported.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+_BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _open(path: Path) -> Image.Image:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"image '{path}' does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"image '{path}' is an empty file; expected a PNG/JPEG/BMP/TIFF image")
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(
+            f"cannot read image '{path}': {e}; expected a complete PNG/JPEG/BMP/TIFF file (is it truncated or corrupt?)"
+        ) from None
+    return img
+
+
+def _to_array(img: Image.Image, path: Path, info: dict) -> np.ndarray:
+    """PIL image -> float32 (H, W) in [0, 1]."""
+    mode = img.mode
+    info["mode"] = mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA"):
+        a = np.asarray(img)[..., -1]
+        if a.min() < 255:
+            raise DataError(
+                f"image '{path}' is {mode} with {int((a < 255).sum())} transparent pixels; "
+                "expected an opaque gray or RGB image (flatten it onto a background first)"
+            )
+        info["alpha_dropped"] = True
+        img = img.convert("RGB" if mode == "RGBA" else "L")
+        mode = img.mode
+    if mode == "1":
+        return np.asarray(img, dtype=np.float32)
+    if mode == "L":
+        return np.asarray(img, dtype=np.float32) / 255.0
+    if mode == "RGB":
+        rgb = np.asarray(img, dtype=np.float32)
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return rgb[..., 0] / 255.0
+        info["colour"] = True
+        return (rgb @ _BT601) / 255.0
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.float32)
+        if arr.min() < 0 or arr.max() > 65535:
+            raise DataError(f"image '{path}' is a {mode} image with values outside 0..65535; expected 8- or 16-bit")
+        info["bit_depth"] = 16
+        return arr / 65535.0
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise DataError(f"image '{path}' holds NaN or Inf pixels; expected finite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0 or hi > 1:
+            raise DataError(f"image '{path}' is floating point with range [{lo:g}, {hi:g}]; expected [0, 1]")
+        return arr
+    raise DataError(f"image '{path}' has unsupported mode {mode}; expected gray, RGB or 16-bit gray")
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read a 2-D image as float32 of shape (H, W) in [0, 1].
+
+    Returns the array and an ``info`` dict recording any conversion (see module docstring).
+    Raises :class:`DataError` naming the file for unreadable, truncated or unsupported images.
+    """
+    path = Path(path)
+    info: dict = {}
+    arr = _to_array(_open(path), path, info)
+    if arr.ndim != 2:
+        raise DataError(f"image '{path}' has shape {arr.shape}; expected a single 2-D frame")
+    return np.ascontiguousarray(arr, dtype=np.float32), info
+
+
+def read_mask(path: str | Path) -> tuple[np.ndarray, bool]:
+    """Read a binary mask as uint8 (H, W) in {0, 1}; returns (mask, nonbinary)."""
+    path = Path(path)
+    img = _open(path)
+    if img.mode in ("RGBA", "LA", "PA", "P"):
+        img = img.convert("RGB")
+    arr = np.asarray(img)
+    if arr.ndim == 3:
+        arr = arr.max(axis=-1)
+    values = np.unique(arr)
+    if values.size <= 2:
+        return (arr > values.min()).astype(np.uint8) if values.size == 2 else np.zeros(arr.shape, np.uint8), False
+    return (arr >= arr.max() / 2).astype(np.uint8), True
+
+
+def write_png(path: str | Path, array: np.ndarray) -> Path:
+    """Write a (H, W) array as 8-bit PNG atomically. Floats are taken in [0, 1]; uint8 {0,1} masks become {0,255}."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.dtype == np.bool_ or (a.dtype == np.uint8 and a.max(initial=0) <= 1):
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        a = np.clip(np.round(np.asarray(a, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        Image.fromarray(a).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

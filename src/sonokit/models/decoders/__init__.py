@@ -1,0 +1,3 @@
+from .unet import UNetDecoder
+
+__all__ = ["UNetDecoder"]

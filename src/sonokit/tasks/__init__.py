@@ -1,0 +1,5 @@
+"""Lightning tasks (thin): they hold a model from the registry, a loss and an optimiser schedule."""
+from .checkpoint import AtomicCheckpointIO
+from .segment import SegmentationTask
+
+__all__ = ["SegmentationTask", "AtomicCheckpointIO"]

@@ -1,0 +1,4 @@
+"""Tensor transforms with explicit, replayable random parameters."""
+from .augment import SegAugment
+
+__all__ = ["SegAugment"]
