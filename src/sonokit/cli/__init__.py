@@ -42,6 +42,26 @@ def report_cmd(
     Console().print(f"report written to {path.resolve()}")
 
 
+@app.command("export")
+def export_cmd(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint (.ckpt) from `sonokit train`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file: .safetensors or .onnx."),
+) -> None:
+    """Export a trained model to safetensors (weights + metadata) or ONNX (dynamic batch and image size)."""
+    from ..errors import ConfigError
+    from ..export import export_onnx, export_safetensors
+    from ..inference import Segmenter
+
+    seg = Segmenter.from_checkpoint(checkpoint)
+    if out.suffix == ".safetensors":
+        export_safetensors(seg, out)
+    elif out.suffix == ".onnx":
+        export_onnx(seg, out)
+    else:
+        raise ConfigError(f"--out '{out}' must end in .safetensors or .onnx")
+    Console().print(f"exported {seg.hparams['model']} to {out}")
+
+
 @app.command("models")
 def models_cmd(pattern: str = typer.Argument("*", help="Glob pattern, e.g. 'resunet*'.")) -> None:
     """List the registered models."""

@@ -5,6 +5,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -140,6 +141,11 @@ def run_segmentation(cfg: SegmentConfig, *, resume: bool = False, quiet: bool = 
     elif not quiet and mode != "none":
         callbacks.append(_epoch_line_callback())
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    # Lightning notices that are expected here (sonokit writes config.yaml into the run folder before the CSV
+    # logger starts; small label subsets have fewer batches than the logging interval)
+    for pattern in (".*Experiment logs directory.*", ".*smaller than the logging interval.*",
+                    ".*Checkpoint directory .* exists and is not empty.*", ".*LeafSpec.*is deprecated.*"):
+        warnings.filterwarnings("ignore", message=pattern)
     trainer = L.Trainer(
         default_root_dir=out, max_epochs=cfg.optim.epochs if cfg.optim.max_steps is None else -1,
         max_steps=cfg.optim.max_steps if cfg.optim.max_steps is not None else -1,

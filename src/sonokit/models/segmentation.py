@@ -52,6 +52,13 @@ def load_encoder_checkpoint(encoder: nn.Module, path: str | Path) -> None:
         sd = obj.get("encoder", obj.get("state_dict", obj)) if isinstance(obj, dict) else obj
     if any(k.startswith("encoder.") for k in sd):
         sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
+    own = encoder.state_dict()
+    wrong = [k for k, v in sd.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointError(
+            f"encoder checkpoint '{p}' does not fit encoder '{getattr(encoder, 'name', type(encoder).__name__)}': "
+            f"{len(wrong)} tensors have other shapes (e.g. {wrong[0]}: {tuple(sd[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)})"
+        )
     missing, unexpected = encoder.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise CheckpointError(

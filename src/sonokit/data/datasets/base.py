@@ -212,8 +212,9 @@ def label_lookup(path: Path, id_words: tuple[str, ...], label_words: tuple[str, 
     if not rows:
         return {}
     cols = list(rows[0])
-    id_col = next((c for c in cols if any(w in c for w in id_words)), None)
-    lab_col = next((c for c in cols if any(w in c for w in label_words)), None)
+    # the first word (in priority order) that some column contains picks that column
+    id_col = next((c for w in id_words for c in cols if w in c), None)
+    lab_col = next((c for w in label_words for c in cols if w in c and c != id_col), None)
     if id_col is None or lab_col is None:
         raise DataError(
             f"metadata '{path}' has columns {cols}; expected an image column (one of {id_words}) "

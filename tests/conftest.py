@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def save(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr, mode=mode).save(path) if mode else Image.fromarray(arr).save(path)
+    return path
+
+
+def blob(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A gray uint8 image with a dark disc and its {0,255} mask."""
+    rng = np.random.default_rng(seed)
+    img = (rng.random((h, w)) * 120 + 100).astype(np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    m = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(h, w) / 4) ** 2
+    img[m] //= 3
+    return img, (m * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def busi_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "Dataset_BUSI_with_GT"
+    for cls, n in (("benign", 3), ("malignant", 2), ("normal", 1)):
+        for i in range(1, n + 1):
+            img, m = blob(40, 48, seed=hash((cls, i)) % 1000)
+            if cls == "normal":
+                m[:] = 0
+            save(root / cls / f"{cls} ({i}).png", img)
+            save(root / cls / f"{cls} ({i})_mask.png", m)
+    # a multi-lesion case: union of two masks
+    m2 = np.zeros((40, 48), np.uint8)
+    m2[2:6, 2:6] = 255
+    save(root / "benign" / "benign (1)_mask_1.png", m2)
+    return tmp_path
+
+
+@pytest.fixture
+def real_busi() -> Path:
+    p = SHARED_DATA / "busi"
+    if not p.exists():
+        pytest.skip(f"real BUSI data not found at {p} (see ../shared/data/README.md)")
+    return p
+
+
+@pytest.fixture
+def real_hc18() -> Path:
+    p = SHARED_DATA / "hc18"
+    if not p.exists():
+        pytest.skip(f"real HC18 data not found at {p} (see ../shared/data/README.md)")
+    return p
