@@ -42,17 +42,18 @@ def busi_tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _real(name: str) -> Path:
+    p = SHARED_DATA / name
+    if not p.exists():
+        pytest.skip(f"real {name} data not found at {p} (see ../shared/data/README.md)")
+    return p
+
+
 @pytest.fixture
 def real_busi() -> Path:
-    p = SHARED_DATA / "busi"
-    if not p.exists():
-        pytest.skip(f"real BUSI data not found at {p} (see ../shared/data/README.md)")
-    return p
+    return _real("busi")
 
 
 @pytest.fixture
 def real_hc18() -> Path:
-    p = SHARED_DATA / "hc18"
-    if not p.exists():
-        pytest.skip(f"real HC18 data not found at {p} (see ../shared/data/README.md)")
-    return p
+    return _real("hc18")

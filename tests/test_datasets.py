@@ -197,3 +197,12 @@ def test_real_hc18_reader(real_hc18):
     s = r.get("000_HC")
     assert s.spacing[0] == pytest.approx(0.069135804) and s.mask.mean() > 0.05
     assert r.record("392_HC").group == r.record("392_2HC").group
+
+
+def test_fill_outline_keeps_an_already_filled_annotation():
+    from skimage.draw import ellipse
+
+    m = np.zeros((60, 80), np.uint8)
+    rr, cc = ellipse(30, 40, 20, 30, shape=m.shape)
+    m[rr, cc] = 1
+    assert np.array_equal(fill_outline(m), m)

@@ -30,7 +30,7 @@ def check(
     format: str = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
     near_threshold: int = typer.Option(6, help="Near-duplicate threshold in pHash bits (of 64)."),
     json_out: Path = typer.Option(None, "--json", help="Also write the full report as JSON here."),
-    max_problems: int = typer.Option(50, help="Print at most this many problems (all go to --json)."),
+    max_problems: int = typer.Option(None, help="Print at most this many problems (default: all; all go to --json)."),
 ) -> None:
     """Count images per class and sizes, and list every problem with its file.
 
@@ -59,9 +59,10 @@ def check(
     for g in rep.exact_duplicates:
         console.print(f"  exact duplicate: {' == '.join(g)}")
     console.print(f"[bold]{len(rep.problems)} problems[/]")
-    for f, m in rep.problems[:max_problems]:
+    shown = rep.problems if max_problems is None else rep.problems[:max_problems]
+    for f, m in shown:
         console.print(f"  {f}: {m}", highlight=False)
-    if len(rep.problems) > max_problems:
+    if len(shown) < len(rep.problems):
         console.print(f"  ... {len(rep.problems) - max_problems} more (use --json to see all)")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -126,7 +126,8 @@ def run_segmentation(cfg: SegmentConfig, *, resume: bool = False, quiet: bool = 
         model=cfg.model.name, model_kwargs=mkw, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
         warmup_epochs=cfg.optim.warmup_epochs, dice_weight=cfg.loss.dice_weight, bce_weight=cfg.loss.bce_weight,
         augment=aug, seed=cfg.seed, image_size=cfg.data.image_size,
-        data={"root": str(reader.root), "format": reader.name, "split": cfg.data.split or str(out / "split.json"),
+        data={"root": str(reader.root.resolve()), "format": reader.name,
+              "split": str(Path(cfg.data.split or out / "split.json").resolve()),
               "classes": cfg.data.classes, "fraction": cfg.data.fraction, "seed": cfg.seed},
     )
     mode = cfg.trainer.progress
