@@ -1,0 +1,102 @@
+"""How much does BUSI's near-duplicate leakage inflate test Dice? One preset, two splits, side by side.
+
+Runs the CPU preset of benchmarks/busi_supervised.py (Res-UNet/resnet18, 128 px, 100% labels, seed 0) on:
+  * ``dedup``: the committed splits/busi_v1.json (duplicate groups never cross train/val/test);
+  * ``naive``: a random 70/10/20 split stratified by class that ignores duplicates (how most papers split);
+and, on the de-duplicated split, a ``flips-only`` augmentation variant (no affine or intensity changes),
+to separate the effect of the split from the effect of augmentation. Also counts the naive test images
+that have a near-duplicate (pHash within 6 bits) in the naive train set.
+Writes benchmarks/results/busi_split_leakage.{json,md}. Finished runs are reused (resumable).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from busi_supervised import PRESETS, commit  # noqa: E402
+from sonokit.cli.config import load_config  # noqa: E402
+from sonokit.cli.train import run_segmentation  # noqa: E402
+from sonokit.data import open_dataset  # noqa: E402
+from sonokit.data.check import check_dataset, hamming  # noqa: E402
+from sonokit.data.splits import load_split, make_split, save_split  # noqa: E402
+from sonokit.evaluation import evaluate, split_ids  # noqa: E402
+from sonokit.inference import Segmenter  # noqa: E402
+from sonokit.reports.tables import fmt_mean_std, markdown_table  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "busi"
+RUNS = ROOT / "runs" / "bench_busi"
+CLASSES = ["benign", "malignant"]
+
+
+def run(name: str, split: Path, extra: list[str]) -> dict:
+    run_dir = RUNS / "leakage" / name
+    ev_json = run_dir / "eval" / "test.json"
+    if name == "dedup" and (RUNS / "cpu" / "frac1_seed0" / "eval" / "test.json").exists():
+        ev_json = RUNS / "cpu" / "frac1_seed0" / "eval" / "test.json"  # the main grid's run: identical settings
+    if not ev_json.exists():
+        preset = PRESETS["cpu"]
+        cfg = load_config(ROOT / preset["config"], [
+            f"data.root={DATA}", f"data.split={split}", "data.fraction=1.0", "seed=0", f"out_dir={run_dir}",
+            f"optim.epochs={preset['epochs'][1.0]}", "trainer.progress=none", *extra])
+        t0 = time.time()
+        run_segmentation(cfg, resume=(run_dir / "checkpoints" / "last.ckpt").exists(), quiet=True)
+        reader = open_dataset(DATA, "busi")
+        ids = split_ids(split, "test", reader.ids, CLASSES, {r.id: r.label for r in reader.records})
+        evaluate(Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt"), data_root=DATA, data_format="busi",
+                 ids=ids, out_dir=run_dir / "eval", name="test")
+        (run_dir / "eval" / "time.json").write_text(json.dumps({"seconds": time.time() - t0}))
+    return json.loads(ev_json.read_text())
+
+
+def main() -> None:
+    reader = open_dataset(DATA, "busi")
+    rep = check_dataset(reader)
+    naive_path = RUNS / "leakage" / "busi_naive_split.json"
+    if not naive_path.exists():
+        save_split(make_split(reader.ids, labels={r.id: r.label for r in reader.records}, val=0.1, test=0.2,
+                              seeds=(0,), fractions=(1.0,), split_seed=0, dataset="busi",
+                              meta={"note": "naive: duplicates ignored"}), naive_path)
+    dedup_path = ROOT / "splits" / "busi_v1.json"
+    leaks = {}
+    for name, path in (("dedup", dedup_path), ("naive", naive_path)):
+        sp = load_split(path)
+        train = [rep.hashes[i] for i in sp["train"] if reader.record(i).label in CLASSES]
+        test = [i for i in sp["test"] if reader.record(i).label in CLASSES]
+        leaks[name] = sum(any(hamming(rep.hashes[i], h) <= 6 for h in train) for i in test), len(test)
+    results = {
+        "dedup": run("dedup", dedup_path, []),
+        "naive": run("naive", naive_path, []),
+        "dedup_flips_only": run("dedup_flips_only", dedup_path, [
+            "augment.rotate=0", "augment.scale=[1.0,1.0]", "augment.translate=0", "augment.brightness=0",
+            "augment.contrast=0", "augment.gamma=[1.0,1.0]"]),
+    }
+    rows, doc = [], {"benchmark": "busi_split_leakage", "commit": commit(), "preset": "cpu", "seed": 0, "fraction": 1.0,
+                     "leaks": {k: {"test_with_near_duplicate_in_train": v[0], "test": v[1]} for k, v in leaks.items()},
+                     "results": {}}
+    labels = {"dedup": "sonokit split (de-duplicated)", "naive": "naive random split (duplicates ignored)",
+              "dedup_flips_only": "sonokit split, flips-only augmentation"}
+    for k, ev in results.items():
+        a = ev["aggregate"]
+        split_name = "naive" if k == "naive" else "dedup"
+        lk = leaks[split_name]
+        rows.append([labels[k], ev["n"], f"{lk[0]} / {lk[1]}", fmt_mean_std(a["dice"]["mean"], a["dice"]["std"]),
+                     fmt_mean_std(a["iou"]["mean"], a["iou"]["std"]), fmt_mean_std(a["hd95"]["mean"], a["hd95"]["std"], 1)])
+        doc["results"][k] = {m: a[m] for m in ("dice", "iou", "hd95")} | {"n": ev["n"]}
+    out = ROOT / "benchmarks" / "results" / "busi_split_leakage"
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
+    out.with_suffix(".md").write_text(
+        "# BUSI: split leakage and augmentation (one run each: seed 0, 100% labels, CPU preset)\n\n"
+        "Mean ± std over test images (benign + malignant). 'Leaky test images': test images with a near-duplicate "
+        "(pHash within 6 bits) in that split's train set. Regenerate: `python benchmarks/busi_split_leakage.py`.\n\n"
+        + markdown_table(["training split / variant", "test images", "leaky test images", "Dice", "IoU", "HD95 (px)"], rows))
+    print(out.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
