@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from busi_supervised import PRESETS, commit  # noqa: E402
+from busi_supervised import PRESETS, commit, train_and_score  # noqa: E402
 from sonokit.cli.config import load_config  # noqa: E402
-from sonokit.cli.train import run_segmentation  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
 from sonokit.data.check import check_dataset, hamming  # noqa: E402
 from sonokit.data.splits import load_split, make_split, save_split  # noqa: E402
-from sonokit.evaluation import evaluate, split_ids  # noqa: E402
-from sonokit.inference import Segmenter  # noqa: E402
 from sonokit.reports.tables import fmt_mean_std, markdown_table  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "busi"
@@ -44,13 +40,7 @@ def run(name: str, split: Path, extra: list[str]) -> dict:
         cfg = load_config(ROOT / preset["config"], [
             f"data.root={DATA}", f"data.split={split}", "data.fraction=1.0", "seed=0", f"out_dir={run_dir}",
             f"optim.epochs={preset['epochs'][1.0]}", "trainer.progress=none", *extra])
-        t0 = time.time()
-        run_segmentation(cfg, resume=(run_dir / "checkpoints" / "last.ckpt").exists(), quiet=True)
-        reader = open_dataset(DATA, "busi")
-        ids = split_ids(split, "test", reader.ids, CLASSES, {r.id: r.label for r in reader.records})
-        evaluate(Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt"), data_root=DATA, data_format="busi",
-                 ids=ids, out_dir=run_dir / "eval", name="test")
-        (run_dir / "eval" / "time.json").write_text(json.dumps({"seconds": time.time() - t0}))
+        train_and_score(cfg, run_dir)
     return json.loads(ev_json.read_text())
 
 

@@ -52,6 +52,20 @@ def commit() -> str:
         return "unknown"
 
 
+def train_and_score(cfg, run_dir: Path) -> None:
+    """Train (or resume) one run, then score its best-on-val checkpoint once on the test split."""
+    from sonokit.data import open_dataset
+
+    t0 = time.time()
+    run_segmentation(cfg, resume=(run_dir / "checkpoints" / "last.ckpt").exists(), quiet=True)
+    seg = Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt",
+                                    device="cuda" if torch.cuda.is_available() else "cpu")
+    reader = open_dataset(cfg.data.root, "busi")
+    ids = split_ids(cfg.data.split, "test", reader.ids, cfg.data.classes, {r.id: r.label for r in reader.records})
+    evaluate(seg, data_root=cfg.data.root, data_format="busi", ids=ids, out_dir=run_dir / "eval", name="test")
+    (run_dir / "eval" / "time.json").write_text(json.dumps({"seconds": time.time() - t0}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
@@ -75,20 +89,8 @@ def main() -> None:
                 f"seed={seed}", f"out_dir={run_dir}", f"optim.epochs={preset['epochs'][frac]}",
                 f"trainer.check_val_every_n_epoch={preset['val_every'][frac]}",
                 "trainer.progress=none", *args.overrides])
-            t0 = time.time()
             if not ev_json.exists():
-                if (run_dir / "checkpoints" / "last.ckpt").exists():
-                    run_segmentation(cfg, resume=True, quiet=True)
-                else:
-                    run_segmentation(cfg, quiet=True)
-                seg = Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt",
-                                                device="cuda" if torch.cuda.is_available() else "cpu")
-                from sonokit.data import open_dataset
-
-                reader = open_dataset(cfg.data.root, "busi")
-                ids = split_ids(cfg.data.split, "test", reader.ids, cfg.data.classes, {r.id: r.label for r in reader.records})
-                evaluate(seg, data_root=cfg.data.root, data_format="busi", ids=ids, out_dir=run_dir / "eval", name="test")
-                (run_dir / "eval" / "time.json").write_text(json.dumps({"seconds": time.time() - t0}))
+                train_and_score(cfg, run_dir)
             ev = json.loads(ev_json.read_text())
             secs = json.loads((run_dir / "eval" / "time.json").read_text())["seconds"] if (run_dir / "eval" / "time.json").exists() else math.nan
             n_train = json.loads((run_dir / "data.json").read_text())["train"]

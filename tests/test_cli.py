@@ -1,7 +1,6 @@
 """The CLI end to end on a tiny phantom: simulate -> check -> split -> train -> resume -> evaluate -> segment -> report."""
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,9 +35,10 @@ def phantom(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(phantom):
     run = phantom / "run"
-    out = ok(runner.invoke(app, ["train", "segment", "--out", str(run), "--set", f"data.root={phantom / 'ph'}",
+    ok(runner.invoke(app, ["train", "segment", "--out", str(run), "--set", f"data.root={phantom / 'ph'}",
                                  "--set", f"data.split={phantom / 'split.json'}", *TINY]))
-    assert "train 16" in out.replace("\n", " ") or "train" in out
+    n_train = len(json.loads((phantom / "split.json").read_text())["train"])
+    assert json.loads((run / "data.json").read_text())["train"] == n_train
     return run
 
 
@@ -132,15 +132,12 @@ def test_training_skips_bad_file_or_fails_fast(phantom, tmp_path):
     ph = tmp_path / "ph"
     shutil.copytree(phantom / "ph", ph)
     (ph / "images" / "phantom_0001.png").write_bytes(b"corrupt")
-    split = json.loads((phantom / "split.json").read_text())
-    bad_in_train = "phantom_0001" in split["train"]
     args = ["train", "segment", "--set", f"data.root={ph}", "--set", f"data.split={phantom / 'split.json'}", *TINY]
     ok(runner.invoke(app, [*args, "--out", str(tmp_path / "run")]))
     skipped = json.loads((tmp_path / "run" / "data.json").read_text())["skipped"]
     assert [s[0] for s in skipped] == ["phantom_0001"]
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "run2"), "--set", "data.fail_fast=true"])
     assert r.exit_code != 0 and "phantom_0001.png" in str(r.exception)
-    assert bad_in_train or True
 
 
 def test_export_safetensors_matches_checkpoint(trained, tmp_path):

@@ -1,12 +1,11 @@
 import csv
 
 import numpy as np
-import pydicom
 import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from sonokit.data import detect_format, open_dataset
+from sonokit.data import open_dataset
 from sonokit.data.datasets.hc18 import fill_outline
 from sonokit.errors import DataError
 

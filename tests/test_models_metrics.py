@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from sonokit.data.preprocess import Letterbox, letterbox, unletterbox
 from sonokit.metrics import aggregate, segmentation_metrics
-from sonokit.models import create_model, list_models, load_encoder_checkpoint
+from sonokit.models import create_model, list_models
 from sonokit.errors import CheckpointError
 
 

@@ -12,7 +12,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from .config import SegmentConfig, load_config, to_dict
 
 console = Console(stderr=True)

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
