@@ -15,8 +15,6 @@ import numpy as np
 from scipy import ndimage
 
 from ...errors import DataError
-from ..io import read_image, read_mask
-from ..sample import Sample
 from .base import FORMATS, DatasetReader, Record, natural_key
 
 _IMG = re.compile(r"^(?P<fetus>\d+)_(?:(?P<k>\d+))?HC$")
@@ -115,17 +113,5 @@ class HC18Reader(DatasetReader):
     def mask_hint(self, rec: Record) -> str:
         return f"'{rec.image.stem}_Annotation.png'"
 
-    def load(self, rec: Record) -> Sample:
-        image, info = read_image(rec.image)
-        if rec.missing_mask:
-            raise DataError(f"no annotation for '{rec.image}'; expected {self.mask_hint(rec)}")
-        outline, nonbinary = read_mask(rec.masks[0])
-        if outline.shape != image.shape:
-            raise DataError(
-                f"annotation '{rec.masks[0]}' is {outline.shape[1]}x{outline.shape[0]} but its image is "
-                f"{image.shape[1]}x{image.shape[0]}; expected equal sizes"
-            )
-        mask = fill_outline(outline)
-        meta = dict(rec.meta) | info
-        return Sample(image=image[None], mask=mask[None], id=rec.id, path=rec.image, label=None,
-                      anatomy="fetal_head", spacing=rec.spacing, group=rec.group, meta=meta)
+    def finish_mask(self, mask: np.ndarray) -> np.ndarray:
+        return fill_outline(mask)
