@@ -27,16 +27,23 @@ def read_checkpoint(path: str | Path) -> dict:
 
 @dataclass
 class Segmenter:
-    """A model ready for inference: ``predict(image (1,H,W) or (H,W)) -> probability map (H, W)``."""
+    """A model ready for inference: ``predict(image (1,H,W) or (H,W)) -> probability map (H, W)``.
+
+    ``tta=True`` averages the probabilities of the image and its left-right mirror (test-time augmentation
+    as nnU-Net does by default; only the horizontal flip, which the training augmentation also uses, since
+    ultrasound has a fixed depth axis). It doubles inference time.
+    """
 
     model: torch.nn.Module
     image_size: int
     hparams: dict
     device: torch.device
     threshold: float = 0.5
+    tta: bool = False
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", threshold: float = 0.5) -> "Segmenter":
+    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", threshold: float = 0.5,
+                        tta: bool = False) -> "Segmenter":
         ckpt = read_checkpoint(path)
         hp = dict(ckpt["hyper_parameters"])
         kw = dict(hp.get("model_kwargs") or {})
@@ -49,7 +56,7 @@ class Segmenter:
         except RuntimeError as e:
             raise CheckpointError(f"checkpoint '{path}' does not fit model '{hp['model']}': {str(e)[:300]}") from None
         dev = torch.device(device)
-        return cls(model.eval().to(dev), int(hp["image_size"]), hp, dev, threshold)
+        return cls(model.eval().to(dev), int(hp["image_size"]), hp, dev, threshold, tta)
 
     @torch.no_grad()
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -61,8 +68,13 @@ class Segmenter:
             x, box = letterbox(t, self.image_size)
             xs.append(x)
             boxes.append(box)
-        logits = self.model(torch.stack(xs).to(self.device)).float().cpu()  # (B, 1, S, S)
-        return [torch.sigmoid(unletterbox(lg, box))[0].numpy() for lg, box in zip(logits, boxes)]
+        x = torch.stack(xs).to(self.device)  # (B, 1, S, S)
+        logits = self.model(x).float()
+        if self.tta:  # mean of the probabilities of the image and of its mirror (mirrored back), as a logit
+            prob = 0.5 * (torch.sigmoid(logits) + torch.sigmoid(self.model(x.flip(-1)).float()).flip(-1))
+            logits = torch.logit(prob, eps=1e-6)
+        # Logits are resized back (bilinear), then squashed: the 0.5 threshold is the logit's zero crossing.
+        return [torch.sigmoid(unletterbox(lg, box))[0].numpy() for lg, box in zip(logits.cpu(), boxes)]
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         return self.predict_batch([image])[0]

@@ -11,6 +11,7 @@ from rich.console import Console
 from ..errors import SonokitError
 from . import data, simulate, train
 from .evaluate import evaluate_cmd
+from .pretrain import pretrain_cmd
 from .segment import segment_cmd
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(simulate.app, name="simulate")
 app.command("evaluate")(evaluate_cmd)
 app.command("segment")(segment_cmd)
+app.command("pretrain")(pretrain_cmd)
 
 
 @app.command("report")
@@ -63,11 +65,20 @@ def export_cmd(
 
 
 @app.command("models")
-def models_cmd(pattern: str = typer.Argument("*", help="Glob pattern, e.g. 'resunet*'.")) -> None:
-    """List the registered models."""
+def models_cmd(
+    pattern: str = typer.Argument("*", help="Glob pattern, e.g. 'resunet*'."),
+    kind: str = typer.Option("model", "--kind", help="What to list: model, encoder or ssl (SSL methods)."),
+) -> None:
+    """List the registered models (or encoders, or SSL methods)."""
+    from ..errors import ConfigError
     from ..models import list_models
+    from ..models.encoders import list_encoders
+    from ..ssl import list_ssl_methods
 
-    for name in list_models(pattern):
+    listers = {"model": list_models, "encoder": list_encoders, "ssl": list_ssl_methods}
+    if kind not in listers:
+        raise ConfigError(f"--kind must be one of {', '.join(listers)}; found '{kind}'")
+    for name in listers[kind](pattern):
         print(name)
 
 

@@ -95,6 +95,56 @@ class SegmentConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
+@dataclass
+class FreqConfig:
+    """Frequency band-stop view (sonokit.transforms.frequency.FrequencyBandStop)."""
+    p: float = 1.0
+    kinds: list[str] = field(default_factory=lambda: ["circle", "x"])
+    radius: list[float] = field(default_factory=lambda: [10.0, 100.0])
+    width: list[float] = field(default_factory=lambda: [5.0, 30.0])
+    thickness: list[float] = field(default_factory=lambda: [2.0, 10.0])
+    angle: list[float] = field(default_factory=lambda: [10.0, 80.0])
+    keep_radius: float = 10.0
+
+
+@dataclass
+class SSLConfig:
+    """SSL method (sonokit.ssl.methods); null weights keep the method's own defaults."""
+    name: str = "pirl"  # pirl | rcl | rcl+perceptual
+    pretext: str = "jigsaw"  # jigsaw | cross_jigsaw | freq, combined with '+', e.g. freq+cross_jigsaw
+    grid: int = 6
+    embed_dim: int = 128
+    temperature: float = 0.07
+    momentum: float = 0.5
+    num_negatives: int = 4096
+    lam: float = 0.5
+    rcl_weight: float | None = None
+    relation_hidden: int = 64
+    perceptual_weight: float | None = None
+    perceptual_level: int = 3
+    freq: FreqConfig = field(default_factory=FreqConfig)
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "resnet50"  # a registered encoder (sonokit models --encoders)
+    weights: str | None = None  # local ImageNet weights (the paper starts from ImageNet)
+    in_chans: int = 1
+
+
+@dataclass
+class PretrainConfig:
+    name: str = "pretrain"
+    seed: int = 0
+    out_dir: str = "runs/pretrain"
+    data: DataConfig = field(default_factory=lambda: DataConfig(image_size=96, batch_size=32))
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    method: SSLConfig = field(default_factory=SSLConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=50))
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(rotate=10.0, scale=[1.0, 1.3], translate=0.1))
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
 def _check_type(value, tp, where: str):
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -135,8 +185,12 @@ def _check_type(value, tp, where: str):
     return value
 
 
-def from_dict(cls, data: dict, where: str = ""):
-    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys and wrong types."""
+def from_dict(cls, data: dict, where: str = "", base=None):
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys and wrong types.
+
+    Keys not given keep the defaults of ``base`` (the enclosing field's default, so a section's preset
+    defaults, e.g. ``PretrainConfig.data.image_size = 96``, survive a partial section in the YAML).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'} must be a mapping, found {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -150,10 +204,12 @@ def from_dict(cls, data: dict, where: str = ""):
             raise ConfigError(f"unknown config key '{path}'{hint} allowed here: {', '.join(fields)}")
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = from_dict(tp, value or {}, path)
+            f = fields[key]
+            sub_base = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            kwargs[key] = from_dict(tp, value or {}, path, sub_base)
         else:
             kwargs[key] = _check_type(value, tp, path)
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

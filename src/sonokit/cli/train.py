@@ -28,15 +28,62 @@ def _epoch_line_callback():
         def on_train_epoch_start(self, trainer, pl_module):
             self._t = time.time()
 
-        def on_validation_epoch_end(self, trainer, pl_module):
-            if trainer.sanity_checking:
-                return
-            m = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("train_loss_epoch", "val_loss", "val_dice")}
+        def on_train_epoch_end(self, trainer, pl_module):  # after the epoch's validation, if any
+            m = {k: float(v) for k, v in trainer.callback_metrics.items()
+                 if (k.startswith("train_") and k.endswith("_epoch")) or k in ("val_loss", "val_dice")}
             console.print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} " +
                           " ".join(f"{k}={v:.4f}" for k, v in m.items()) +
                           f" ({time.time() - getattr(self, '_t', time.time()):.0f}s)")
 
     return EpochLine()
+
+
+def make_trainer(cfg, out: Path, callbacks: list, *, quiet: bool = False):
+    """A Lightning Trainer from ``cfg.trainer`` / ``cfg.optim``: atomic checkpoints, CSV metrics in ``out``,
+    a rich progress bar on a terminal (one line per epoch otherwise)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ..tasks import AtomicCheckpointIO
+
+    mode = cfg.trainer.progress
+    if mode not in ("auto", "rich", "none"):
+        raise ConfigError(f"trainer.progress must be auto, rich or none; found '{mode}'")
+    use_rich = mode == "rich" or (mode == "auto" and sys.stderr.isatty() and not quiet)
+    callbacks = list(callbacks)
+    if use_rich:
+        callbacks.append(RichProgressBar())
+    elif not quiet and mode != "none":
+        callbacks.append(_epoch_line_callback())
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    # Lightning notices that are expected here (sonokit writes config.yaml into the run folder before the CSV
+    # logger starts; small label subsets have fewer batches than the logging interval)
+    for pattern in (".*Experiment logs directory.*", ".*smaller than the logging interval.*",
+                    ".*Checkpoint directory .* exists and is not empty.*", ".*LeafSpec.*is deprecated.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+    return L.Trainer(
+        default_root_dir=out, max_epochs=cfg.optim.epochs if cfg.optim.max_steps is None else -1,
+        max_steps=cfg.optim.max_steps if cfg.optim.max_steps is not None else -1,
+        accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, strategy=cfg.trainer.strategy,
+        precision=cfg.trainer.precision, deterministic=cfg.trainer.deterministic,
+        check_val_every_n_epoch=cfg.trainer.check_val_every_n_epoch, log_every_n_steps=cfg.trainer.log_every_n_steps,
+        logger=CSVLogger(save_dir=str(out), name="", version=""), callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=use_rich, enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def prepare_run_dir(out: Path, resume: bool) -> Path:
+    """Refuse to overwrite a run; with ``resume`` require its last checkpoint. Returns last.ckpt's path."""
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.exists():
+        raise ConfigError(f"--resume: no checkpoint to resume from at '{last}'")
+    if not resume and last.exists():
+        raise ConfigError(f"run folder '{out}' already holds a checkpoint; pass --resume to continue it, "
+                          "or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return last
 
 
 def build_datasets(cfg: SegmentConfig, out_dir: Path):
@@ -80,21 +127,14 @@ def run_segmentation(cfg: SegmentConfig, *, resume: bool = False, quiet: bool = 
     """Train a segmentation model as configured; returns the run folder."""
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from ..models import MODELS
-    from ..tasks import AtomicCheckpointIO, SegmentationTask
+    from ..tasks import SegmentationTask
 
     MODELS.get(cfg.model.name)  # unknown model names fail before any data is read
     out = Path(cfg.out_dir)
-    last = out / "checkpoints" / "last.ckpt"
-    if resume and not last.exists():
-        raise ConfigError(f"--resume: no checkpoint to resume from at '{last}'")
-    if not resume and last.exists():
-        raise ConfigError(f"run folder '{out}' already holds a checkpoint; pass --resume to continue it, "
-                          "or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    last = prepare_run_dir(out, resume)
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -130,33 +170,10 @@ def run_segmentation(cfg: SegmentConfig, *, resume: bool = False, quiet: bool = 
               "split": str(Path(cfg.data.split or out / "split.json").resolve()),
               "classes": cfg.data.classes, "fraction": cfg.data.fraction, "seed": cfg.seed},
     )
-    mode = cfg.trainer.progress
-    if mode not in ("auto", "rich", "none"):
-        raise ConfigError(f"trainer.progress must be auto, rich or none; found '{mode}'")
-    use_rich = mode == "rich" or (mode == "auto" and sys.stderr.isatty() and not quiet)
     callbacks = [ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=cfg.checkpoint_monitor,
                                  mode="max" if "dice" in cfg.checkpoint_monitor else "min", save_last=True,
                                  save_top_k=1, enable_version_counter=False)]
-    if use_rich:
-        callbacks.append(RichProgressBar())
-    elif not quiet and mode != "none":
-        callbacks.append(_epoch_line_callback())
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    # Lightning notices that are expected here (sonokit writes config.yaml into the run folder before the CSV
-    # logger starts; small label subsets have fewer batches than the logging interval)
-    for pattern in (".*Experiment logs directory.*", ".*smaller than the logging interval.*",
-                    ".*Checkpoint directory .* exists and is not empty.*", ".*LeafSpec.*is deprecated.*"):
-        warnings.filterwarnings("ignore", message=pattern)
-    trainer = L.Trainer(
-        default_root_dir=out, max_epochs=cfg.optim.epochs if cfg.optim.max_steps is None else -1,
-        max_steps=cfg.optim.max_steps if cfg.optim.max_steps is not None else -1,
-        accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, strategy=cfg.trainer.strategy,
-        precision=cfg.trainer.precision, deterministic=cfg.trainer.deterministic,
-        check_val_every_n_epoch=cfg.trainer.check_val_every_n_epoch, log_every_n_steps=cfg.trainer.log_every_n_steps,
-        logger=CSVLogger(save_dir=str(out), name="", version=""), callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()], enable_progress_bar=use_rich, enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = make_trainer(cfg, out, callbacks, quiet=quiet)
     t0 = time.time()
     trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None)
     if not quiet:

@@ -44,8 +44,16 @@ def load_encoder_checkpoint(encoder: nn.Module, path: str | Path) -> None:
     if not p.is_file():
         raise CheckpointError(f"encoder checkpoint '{p}' does not exist")
     if p.suffix == ".safetensors":
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
+        with safe_open(str(p), "pt") as fh:
+            meta = fh.metadata() or {}
+        want = getattr(encoder, "name", None)
+        if meta.get("encoder") and want and meta["encoder"] != want:
+            raise CheckpointError(f"encoder checkpoint '{p}' holds a '{meta['encoder']}' encoder (pretrained with "
+                                  f"{meta.get('method', '?')}), but the model's encoder is '{want}'; choose the "
+                                  f"model resunet_{meta['encoder']}")
         sd = load_file(str(p))
     else:
         obj = torch.load(p, map_location="cpu", weights_only=False)

@@ -1,5 +1,6 @@
 """Lightning tasks (thin): they hold a model from the registry, a loss and an optimiser schedule."""
 from .checkpoint import AtomicCheckpointIO
+from .pretrain import PretrainTask
 from .segment import SegmentationTask
 
-__all__ = ["SegmentationTask", "AtomicCheckpointIO"]
+__all__ = ["SegmentationTask", "PretrainTask", "AtomicCheckpointIO"]

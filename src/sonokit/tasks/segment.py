@@ -1,14 +1,13 @@
 """Supervised segmentation as a Lightning task: Dice + BCE, AdamW, cosine schedule, batched augmentation."""
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 from monai.losses import DiceCELoss
 
 from ..models import create_model
 from ..transforms import SegAugment
+from .schedule import adamw_cosine
 
 
 def soft_dice_per_image(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -70,17 +69,5 @@ class SegmentationTask(L.LightningModule):
         self.log("val_dice", dice, on_epoch=True, prog_bar=True, batch_size=b, sync_dist=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = 0
-        if self.hparams.warmup_epochs > 0 and self.trainer.max_epochs and self.trainer.max_epochs > 0:
-            warm = int(total * self.hparams.warmup_epochs / self.trainer.max_epochs)
-
-        def schedule(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            t = (step - warm) / max(1, total - warm)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_cosine(self, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
+                            warmup_epochs=self.hparams.warmup_epochs)

@@ -1,0 +1,157 @@
+"""`sonokit pretrain`: self-supervised encoder pretraining on unlabeled images from any reader.
+
+Writes into the run folder: ``checkpoints/last.ckpt`` (resumable), ``metrics.csv``, ``config.yaml``,
+``data.json`` and ``encoder.safetensors`` — the encoder alone, which a Res-UNet loads with
+``--set model.encoder_checkpoint=RUN/encoder.safetensors`` (the name of the encoder must match
+``model.name``, e.g. ``resnet50`` -> ``resunet_resnet50``).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+import yaml
+
+from ..errors import ConfigError
+from .config import PretrainConfig, load_config, to_dict
+from .train import console, make_trainer, prepare_run_dir
+
+
+def pretrain_ids(cfg: PretrainConfig, reader) -> list[str]:
+    """Images used for pretraining: the TRAIN split of ``data.split`` (val and test images are never seen,
+    labels ignored); without a split, every image of the dataset."""
+    from ..data.splits import load_split, select_ids, verify_split
+
+    d = cfg.data
+    if d.split:
+        split = load_split(d.split)
+        verify_split(split, reader.ids, d.split)
+        ids = select_ids(split, "train")
+    else:
+        console.print("[yellow]no data.split given: pretraining on EVERY image of the dataset; do not evaluate "
+                      "on these images later (give data.split to pretrain on its train part only)[/]")
+        ids = list(reader.ids)
+    if d.classes:
+        labels = {r.id: r.label for r in reader.records}
+        ids = [i for i in ids if labels[i] in d.classes]
+    return ids
+
+
+def save_encoder(task, path: Path, meta: dict) -> Path:
+    """Write the encoder's state dict as safetensors (atomically), with metadata."""
+    import os
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    sd = {k: v.detach().cpu().contiguous() for k, v in task.model.encoder.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(sd, tmp, metadata={k: str(v) for k, v in meta.items()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, quiet: bool = False) -> Path:
+    """Pretrain an encoder as configured; returns the run folder (holding ``encoder.safetensors``)."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from ..data import open_dataset
+    from ..data.loader import SegmentationDataset
+    from ..models.encoders import ENCODERS
+    from ..ssl import SSL_METHODS, PretextTransform
+    from ..transforms.frequency import FrequencyBandStop
+    from ..tasks import PretrainTask
+
+    SSL_METHODS.get(cfg.method.name)  # unknown names fail before any data is read
+    ENCODERS.get(cfg.encoder.name)
+    m = cfg.method
+    freq = {k: (tuple(v) if isinstance(v, list) else v) for k, v in to_dict(m.freq).items()}
+    PretextTransform(m.pretext, grid=m.grid, freq=freq).check_size(cfg.data.image_size)
+    try:  # checked even when the pretext does not use it: a bad value in the config is an error
+        FrequencyBandStop(**freq)
+    except ValueError as e:
+        raise ConfigError(f"method.freq: {e}") from None
+    if cfg.data.root is None:
+        raise ConfigError("data.root is not set; give the dataset folder in the config or with --set data.root=PATH")
+    out = Path(cfg.out_dir)
+    last = prepare_run_dir(out, resume)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    reader = open_dataset(cfg.data.root, cfg.data.format)
+    ds = SegmentationDataset(reader, pretrain_ids(cfg, reader), image_size=cfg.data.image_size, cache=cfg.data.cache,
+                             fail_fast=cfg.data.fail_fast, require_mask=False)
+    if len(ds) < 2:
+        raise ConfigError(f"pretraining needs at least 2 readable images; '{reader.root}' gave {len(ds)}")
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    (out / "data.json").write_text(json.dumps({"dataset": reader.name, "root": str(reader.root), "train": len(ds),
+                                               "skipped": ds.skipped}, indent=1))
+    method_kwargs = {"encoder": cfg.encoder.name, "in_chans": cfg.encoder.in_chans, "n_data": len(ds),
+                     "embed_dim": m.embed_dim, "temperature": m.temperature, "momentum": m.momentum,
+                     "num_negatives": m.num_negatives, "lam": m.lam, "relation_hidden": m.relation_hidden,
+                     "perceptual_level": m.perceptual_level, "seed": cfg.seed}
+    if cfg.encoder.weights:
+        method_kwargs["encoder_weights"] = cfg.encoder.weights
+    for k in ("rcl_weight", "perceptual_weight"):
+        if getattr(m, k) is not None:
+            method_kwargs[k] = getattr(m, k)
+    aug = None
+    if cfg.augment.enabled:
+        aug = {k: (tuple(v) if isinstance(v, list) else v) for k, v in to_dict(cfg.augment).items() if k != "enabled"}
+    try:
+        task = PretrainTask(method=m.name, method_kwargs=method_kwargs, pretext=m.pretext, grid=m.grid, freq=freq,
+                            augment=aug, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                            warmup_epochs=cfg.optim.warmup_epochs, seed=cfg.seed, image_size=cfg.data.image_size,
+                            data={"root": str(reader.root.resolve()), "format": reader.name, "split": cfg.data.split})
+    except ValueError as e:  # option checks of the method, views and augmentation
+        raise ConfigError(f"{cfg.name}: {e}") from None
+    if not quiet:
+        console.print(f"[bold]{cfg.name}[/]: {m.name} with pretext {m.pretext} on {len(ds)} unlabeled {reader.name} "
+                      f"images at {cfg.data.image_size}px; encoder {cfg.encoder.name}; run folder {out}")
+    bs = cfg.data.batch_size
+    g = torch.Generator().manual_seed(cfg.seed)
+    dl = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, generator=g, num_workers=cfg.data.num_workers,
+                                     drop_last=len(ds) > bs, persistent_workers=cfg.data.num_workers > 0)
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, enable_version_counter=False)
+    trainer = make_trainer(cfg, out, [ckpt], quiet=quiet)
+    t0 = time.time()
+    trainer.fit(task, dl, ckpt_path=str(last) if resume else None)
+    if trainer.global_rank == 0:
+        save_encoder(task, out / "encoder.safetensors", {
+            "format": "sonokit-encoder", "encoder": cfg.encoder.name, "in_chans": cfg.encoder.in_chans,
+            "method": m.name, "pretext": m.pretext, "epochs": trainer.current_epoch, "images": len(ds)})
+    if not quiet:
+        console.print(f"pretrained in {time.time() - t0:.0f}s; encoder saved to {out / 'encoder.safetensors'} "
+                      f"(fine-tune with --set model.encoder_checkpoint={out / 'encoder.safetensors'})")
+    return out
+
+
+def pretrain_cmd(
+    config: Path = typer.Option(None, "--config", "-c", help="YAML config (see configs/*pretrain*). Without it, defaults."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (overrides out_dir in the config)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a config value: --set method.name=rcl (repeatable)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.ckpt."),
+) -> None:
+    """Pretrain an encoder without labels (PIRL, Relation Contrastive Loss, perceptual loss; jigsaw,
+    cross-patch jigsaw and frequency band-stop views), then fine-tune it in a Res-UNet.
+
+    Example: sonokit pretrain --config configs/ssl_busi_cpu.yaml --set method.name=rcl+perceptual
+    --set method.pretext=freq+cross_jigsaw --out runs/rcl ; then sonokit train segment ...
+    --set model.encoder_checkpoint=runs/rcl/encoder.safetensors
+    """
+    overrides = list(set_)
+    if out is not None:
+        overrides.append(f"out_dir={out}")
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    run_pretrain(load_config(config, overrides, cls=PretrainConfig), resume=resume)

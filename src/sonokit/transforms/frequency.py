@@ -1,0 +1,142 @@
+"""Frequency band-stop augmentation (Ellis et al. 2025, Sec. III-A1), batched on tensors (CPU or GPU).
+
+For an image (or patch) ``x`` with centred 2D DFT ``X = fftshift(F(x)) = |X| e^{i∠X}``, a binary mask ``M``
+removes one band of spatial frequencies from the amplitude while the phase is kept:
+
+    x' = Re F^{-1}( ifftshift( (M ⊙ |X|) e^{i∠X} ) )
+
+(Since ``M`` is binary, this equals masking the complex spectrum.) Two mask families, with the radius
+``r`` of a frequency measured in DFT samples from the centre (DC) of the shifted spectrum:
+
+* **circular** band-stop: ``M = 0`` on the annulus ``r0 <= r < r0 + width``;
+* **X-shaped** band-stop: ``M = 0`` on two strips through the centre, at angles ``θ`` and ``-θ`` to the
+  horizontal frequency axis, each ``thickness`` samples wide, out to radius ``r0 + width``.
+
+In both, the low-frequency disc ``r < keep_radius`` (10 in the paper) is always kept, so the image's
+coarse anatomy and mean brightness survive and only texture (speckle scale, edges of one orientation)
+is distorted. The stop band's inner radius ``r0`` is drawn in ``radius`` ((10, 100) in the paper).
+:func:`bandstop` is the pure function; :class:`FrequencyBandStop` samples parameters from a generator.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+KINDS = ("circle", "x")
+
+
+def frequency_grid(h: int, w: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centred frequency coordinates (fy, fx), each (h, w), in DFT samples; DC at (h // 2, w // 2)."""
+    fy = torch.arange(h, device=device, dtype=torch.float32) - h // 2
+    fx = torch.arange(w, device=device, dtype=torch.float32) - w // 2
+    return torch.meshgrid(fy, fx, indexing="ij")
+
+
+def bandstop_mask(
+    h: int, w: int, *, kind: torch.Tensor, r0: torch.Tensor, width: torch.Tensor, angle: torch.Tensor,
+    thickness: torch.Tensor, keep_radius: float = 10.0, device=None,
+) -> torch.Tensor:
+    """(B, h, w) float mask: 0 in the stop band, 1 elsewhere.
+
+    Args (each (B,)): ``kind`` 0 = circle, 1 = X; ``r0`` inner radius and ``width`` radial extent of the
+    band (samples); ``angle`` θ of the X in radians; ``thickness`` full width of each X strip (samples).
+    """
+    fy, fx = frequency_grid(h, w, device)  # (h, w) each
+    r = torch.sqrt(fx**2 + fy**2)[None]  # (1, h, w)
+    r0, width, angle, thickness = (t.to(device).float()[:, None, None] for t in (r0, width, angle, thickness))
+    ring = (r >= r0) & (r < r0 + width)  # (B, h, w)
+    # distance of (fx, fy) to the lines through 0 at angles +θ and -θ: |fx sinθ ∓ fy cosθ|
+    d1 = (fx[None] * torch.sin(angle) - fy[None] * torch.cos(angle)).abs()
+    d2 = (fx[None] * torch.sin(angle) + fy[None] * torch.cos(angle)).abs()
+    cross = (torch.minimum(d1, d2) < thickness / 2) & (r < r0 + width)
+    stop = torch.where(kind.to(device)[:, None, None] == 0, ring, cross)
+    stop &= r >= keep_radius  # the low-frequency disc is never removed
+    return (~stop).float()
+
+
+def bandstop(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Apply a centred-spectrum mask to the DFT amplitude, keep the phase: (B, C, H, W), (B, H, W) -> same."""
+    if x.ndim != 4 or mask.shape != (x.shape[0], *x.shape[-2:]):
+        raise ValueError(f"bandstop expects x (B, C, H, W) and mask (B, H, W); found {tuple(x.shape)} and {tuple(mask.shape)}")
+    X = torch.fft.fftshift(torch.fft.fft2(x.float()), dim=(-2, -1))  # (B, C, H, W) complex, DC centred
+    amp, phase = X.abs() * mask[:, None], X.angle()
+    y = torch.fft.ifft2(torch.fft.ifftshift(torch.polar(amp, phase), dim=(-2, -1))).real
+    return y.to(x.dtype)
+
+
+@dataclass
+class FrequencyBandStop:
+    """Random circular or X-shaped band-stop on the image spectrum (Ellis et al. 2025).
+
+    Args:
+        p: probability that an image is filtered at all.
+        kinds: mask families to draw from, uniformly: ``"circle"``, ``"x"``.
+        radius: (min, max) inner radius of the stop band, in DFT samples (paper: 10 to 100).
+        width: (min, max) radial width of the circular band / radial length of the X, in samples.
+        thickness: (min, max) full width of each X strip, in samples.
+        angle: (min, max) angle of the X to the horizontal frequency axis, in degrees.
+        keep_radius: radius of the low-frequency disc that is always kept (paper: 10).
+        clamp: clip the result to [0, 1] (the range of sonokit images).
+    """
+
+    p: float = 1.0
+    kinds: tuple[str, ...] = KINDS
+    radius: tuple[float, float] = (10.0, 100.0)
+    width: tuple[float, float] = (5.0, 30.0)
+    thickness: tuple[float, float] = (2.0, 10.0)
+    angle: tuple[float, float] = (10.0, 80.0)
+    keep_radius: float = 10.0
+    clamp: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"frequency band-stop p is a probability in [0, 1], found {self.p}")
+        bad = [k for k in self.kinds if k not in KINDS] or ([] if self.kinds else ["(none)"])
+        if bad:
+            raise ValueError(f"unknown band-stop kind(s) {bad}; expected a non-empty subset of {list(KINDS)}")
+        if self.keep_radius < 0:
+            raise ValueError(f"keep_radius must be >= 0, found {self.keep_radius}")
+        for name in ("radius", "width", "thickness"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"band-stop {name} must be (min, max) with 0 <= min <= max, found ({lo}, {hi})")
+        if self.radius[0] < self.keep_radius:
+            raise ValueError(f"band-stop radius min {self.radius[0]} is inside the kept low-frequency disc "
+                             f"(keep_radius={self.keep_radius}); expected radius min >= keep_radius")
+
+    def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        g = generator
+
+        def u(lo: float, hi: float) -> torch.Tensor:
+            return lo + (hi - lo) * torch.rand(batch, generator=g)
+
+        codes = torch.tensor([KINDS.index(k) for k in self.kinds])
+        return {
+            "apply": torch.rand(batch, generator=g) < self.p,
+            "kind": codes[torch.randint(0, len(codes), (batch,), generator=g)],
+            "r0": u(*self.radius),
+            "width": u(*self.width),
+            "angle": torch.deg2rad(u(*self.angle)),
+            "thickness": u(*self.thickness),
+        }
+
+    def mask(self, h: int, w: int, params: dict[str, torch.Tensor], device=None) -> torch.Tensor:
+        m = bandstop_mask(h, w, kind=params["kind"], r0=params["r0"], width=params["width"],
+                          angle=params["angle"], thickness=params["thickness"], keep_radius=self.keep_radius,
+                          device=device)
+        return torch.where(params["apply"].to(m.device)[:, None, None], m, torch.ones_like(m))
+
+    def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        B, C, H, W = x.shape
+        y = bandstop(x, self.mask(H, W, params, x.device))
+        return y.clamp(0, 1) if self.clamp else y
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.apply(x, self.sample(x.shape[0], generator))
+
+
+def max_radius(h: int, w: int) -> float:
+    """Largest frequency radius present in an (h, w) centred spectrum (the corner), in samples."""
+    return math.hypot(h // 2, w // 2)

@@ -1,0 +1,140 @@
+"""Pretext views: frequency band-stop, jigsaw, cross-patch jigsaw (Ellis et al. 2025, Sec. III-A)."""
+import numpy as np
+import pytest
+import torch
+
+from sonokit.transforms.frequency import FrequencyBandStop, bandstop, bandstop_mask, frequency_grid
+from sonokit.transforms.jigsaw import CrossPatchJigsaw, Jigsaw, focal_mask, from_patches, to_patches
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _mask(kind, r0=20.0, width=15.0, angle=30.0, thickness=4.0, h=64, w=64, keep=10.0):
+    t = lambda v: torch.tensor([float(v)])  # noqa: E731
+    return bandstop_mask(h, w, kind=torch.tensor([kind]), r0=t(r0), width=t(width), angle=torch.deg2rad(t(angle)),
+                         thickness=t(thickness), keep_radius=keep)[0]
+
+
+def test_circular_bandstop_removes_exactly_the_annulus():
+    m = _mask(0, r0=20, width=15)
+    fy, fx = frequency_grid(64, 64)
+    r = torch.sqrt(fx**2 + fy**2)
+    assert torch.equal(m == 0, (r >= 20) & (r < 35))
+
+
+def test_bandstop_masks_always_keep_the_low_frequency_disc():
+    fy, fx = frequency_grid(64, 96)
+    r = torch.sqrt(fx**2 + fy**2)
+    aug = FrequencyBandStop(radius=(10, 40), width=(5, 60), thickness=(2, 30))
+    params = aug.sample(64, _gen(1))
+    m = aug.mask(64, 96, params)
+    assert (m[:, r < 10] == 1).all()
+    assert (m == 0).any(dim=(1, 2)).all()  # every image loses some band
+
+
+def test_x_bandstop_is_two_strips_at_plus_minus_angle():
+    m = _mask(1, r0=10, width=40, angle=45, thickness=3)
+    fy, fx = frequency_grid(64, 64)
+    r = torch.sqrt(fx**2 + fy**2)
+    diag = (fx.abs() == fy.abs()) & (r >= 10) & (r < 50)
+    assert (m[diag] == 0).all()  # both diagonals of a 45° X are stopped
+    axes = ((fx == 0) | (fy == 0)) & (r >= 10)
+    assert (m[axes] == 1).all()  # the frequency axes are far from a 45° X
+    # symmetric under fx -> -fx (an X), so the filtered image stays real-valued-consistent
+    assert torch.equal(m[:, 1:], m[:, 1:].flip(-1))
+
+
+def test_bandstop_matches_numpy_reference_and_keeps_phase():
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 1, 48, 40)).astype(np.float32)
+    aug = FrequencyBandStop(clamp=False)
+    params = aug.sample(2, _gen(2))
+    y = aug.apply(torch.from_numpy(x), params).numpy()
+    m = aug.mask(48, 40, params).numpy()
+    for b in range(2):  # independent per-image NumPy computation of the paper's formula
+        X = np.fft.fftshift(np.fft.fft2(x[b, 0]))
+        ref = np.fft.ifft2(np.fft.ifftshift(m[b] * np.abs(X) * np.exp(1j * np.angle(X)))).real
+        np.testing.assert_allclose(y[b, 0], ref, atol=1e-5)
+    # the DC term (mean intensity) is untouched
+    np.testing.assert_allclose(y.mean(axis=(2, 3)), x.mean(axis=(2, 3)), atol=1e-5)
+
+
+def test_bandstop_identity_when_not_applied_and_replayable():
+    x = torch.rand(4, 1, 32, 32)
+    aug = FrequencyBandStop(p=0.0)
+    assert torch.allclose(aug(x, _gen()), x, atol=1e-5)
+    aug = FrequencyBandStop()
+    assert torch.equal(aug(x, _gen(5)), aug(x, _gen(5)))
+    assert not torch.equal(aug(x, _gen(5)), aug(x, _gen(6)))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(radius=(-5, 100)), "radius"), (dict(radius=(5, 100)), "inside the kept"), (dict(kinds=("ring",)), "unknown band-stop"),
+    (dict(p=2.0), "probability"), (dict(thickness=(3, 1)), "thickness"),
+])
+def test_bandstop_bad_options(kw, match):
+    with pytest.raises(ValueError, match=match):
+        FrequencyBandStop(**kw)
+
+
+def test_bandstop_shape_error():
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        bandstop(torch.rand(8, 8), torch.ones(1, 8, 8))
+
+
+def test_patches_roundtrip_and_order():
+    x = torch.arange(2 * 1 * 12 * 18, dtype=torch.float32).reshape(2, 1, 12, 18)
+    p = to_patches(x, 6)
+    assert p.shape == (2, 36, 1, 2, 3)
+    assert torch.equal(p[:, 7], x[:, :, 2:4, 3:6])  # patch 7 = row 1, column 1
+    assert torch.equal(from_patches(p, 6), x)
+
+
+def test_jigsaw_is_a_permutation_of_patches_and_replayable():
+    x = torch.rand(3, 1, 36, 36)
+    jig = Jigsaw(grid=6)
+    params = jig.sample(3, _gen(0))
+    y = jig.apply(x, params)
+    px, py = to_patches(x, 6), to_patches(y, 6)
+    for b in range(3):
+        assert sorted(params["perm"][b].tolist()) == list(range(36))
+        for k in range(36):
+            assert torch.equal(py[b, k], px[b, params["perm"][b, k]])
+    assert torch.equal(jig(x, _gen(0)), y)
+
+
+def test_cross_patch_jigsaw_keeps_focal_row_and_column_in_place():
+    grid = 6
+    x = torch.rand(16, 1, 48, 48)
+    cj = CrossPatchJigsaw(grid=grid)
+    params = cj.sample(16, _gen(3))
+    y = cj.apply(x, params)
+    px, py = to_patches(x, grid), to_patches(y, grid)
+    focal = focal_mask(params["seed"], grid)
+    assert (focal.sum(1) == 2 * grid - 1).all()  # one row + one column
+    moved_some = False
+    for b in range(16):
+        s = int(params["seed"][b])
+        for k in range(grid * grid):
+            if k // grid == s // grid or k % grid == s % grid:  # focal: in place, one weak op
+                weak = [px[b, k].flip(-1), px[b, k].flip(-2), px[b, k].flip(-1).flip(-2)]
+                assert any(torch.equal(py[b, k], w) for w in weak)
+                assert int(params["perm"][b, k]) == k
+            else:  # non-focal: comes unchanged from a non-focal position
+                src = int(params["perm"][b, k])
+                assert not bool(focal[b, src])
+                assert torch.equal(py[b, k], px[b, src])
+                moved_some |= src != k
+        nf = (~focal[b]).nonzero().squeeze(1).tolist()
+        assert sorted(params["perm"][b, nf].tolist()) == nf
+    assert moved_some
+    assert torch.equal(cj(x, _gen(3)), y)
+
+
+def test_jigsaw_grid_must_divide_image():
+    with pytest.raises(ValueError, match="does not divide a 50x48 image"):
+        Jigsaw(grid=6)(torch.rand(1, 1, 50, 48), _gen())
+    with pytest.raises(ValueError, match="integer >= 2"):
+        CrossPatchJigsaw(grid=1)
