@@ -165,3 +165,18 @@ def test_export_onnx_runs_if_available(trained, tmp_path):
     import onnx
 
     onnx.checker.check_model(str(tmp_path / "m.onnx"))
+
+
+def test_flip_tta_is_the_mean_of_image_and_mirror_predictions(trained):
+    import torch
+
+    from sonokit.inference import Segmenter
+
+    ck = trained / "checkpoints" / "last.ckpt"
+    plain, tta = Segmenter.from_checkpoint(ck), Segmenter.from_checkpoint(ck, tta=True)
+    img = np.random.default_rng(1).random((1, 48, 48)).astype(np.float32)  # already square: no resize
+    p = plain.predict(img)
+    p_mirror = plain.predict(img[..., ::-1].copy())[..., ::-1]
+    np.testing.assert_allclose(tta.predict(img), 0.5 * (p + p_mirror), atol=1e-5)
+    out = ok(runner.invoke(app, ["evaluate", "--checkpoint", str(ck), "--split", "test", "--tta"]))
+    assert "dice" in out

@@ -21,6 +21,7 @@ def evaluate_cmd(
     name: str = typer.Option(None, help="Name of this evaluation (default: the split part, or the dataset for --data)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
+    tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirrored prediction (2x slower)."),
 ) -> None:
     """Evaluate a segmentation checkpoint: Dice, IoU, HD95 (mm when spacing is known), precision, recall,
     per image and mean ± std, on the held-out split."""
@@ -28,7 +29,7 @@ def evaluate_cmd(
     from ..evaluation import evaluate, split_ids
     from ..inference import Segmenter
 
-    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold)
+    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta)
     hp = seg.hparams.get("data") or {}
     root = data or hp.get("root")
     fmt = format if data else (format or hp.get("format"))

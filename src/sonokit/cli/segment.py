@@ -56,6 +56,7 @@ def segment_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for NAME_mask.png and NAME_overlay.png."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
+    tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirrored prediction (2x slower)."),
     save_prob: bool = typer.Option(False, help="Also write the probability map as NAME_prob.png."),
 ) -> None:
     """Segment images of any size: each is letterboxed to the model's input size, predicted, and the
@@ -65,7 +66,7 @@ def segment_cmd(
     from ..data.io import write_png
     from ..inference import Segmenter
 
-    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold)
+    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta)
     out.mkdir(parents=True, exist_ok=True)
     n = empty = 0
     for name, img, spacing in _inputs(images):
