@@ -168,8 +168,6 @@ def test_export_onnx_runs_if_available(trained, tmp_path):
 
 
 def test_flip_tta_is_the_mean_of_image_and_mirror_predictions(trained):
-    import torch
-
     from sonokit.inference import Segmenter
 
     ck = trained / "checkpoints" / "last.ckpt"
