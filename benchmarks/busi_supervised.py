@@ -18,7 +18,6 @@ import math
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from sonokit.cli.config import load_config  # noqa: E402
-from sonokit.cli.train import run_segmentation  # noqa: E402
-from sonokit.evaluation import evaluate, split_ids  # noqa: E402
-from sonokit.inference import Segmenter  # noqa: E402
+from sonokit.evaluation import split_ids  # noqa: E402
+from sonokit.experiments import train_and_score  # noqa: E402
 from sonokit.reports.tables import fmt_mean_std, markdown_table  # noqa: E402
 
 PRESETS = {
@@ -52,18 +50,13 @@ def commit() -> str:
         return "unknown"
 
 
-def train_and_score(cfg, run_dir: Path) -> None:
-    """Train (or resume) one run, then score its best-on-val checkpoint once on the test split."""
+def test_set(cfg) -> dict:
+    """The in-domain held-out test split of the config's dataset, as an evaluation set."""
     from sonokit.data import open_dataset
 
-    t0 = time.time()
-    run_segmentation(cfg, resume=(run_dir / "checkpoints" / "last.ckpt").exists(), quiet=True)
-    seg = Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt",
-                                    device="cuda" if torch.cuda.is_available() else "cpu")
     reader = open_dataset(cfg.data.root, "busi")
     ids = split_ids(cfg.data.split, "test", reader.ids, cfg.data.classes, {r.id: r.label for r in reader.records})
-    evaluate(seg, data_root=cfg.data.root, data_format="busi", ids=ids, out_dir=run_dir / "eval", name="test")
-    (run_dir / "eval" / "time.json").write_text(json.dumps({"seconds": time.time() - t0}))
+    return {"name": "test", "root": cfg.data.root, "format": "busi", "ids": ids}
 
 
 def main() -> None:
@@ -83,15 +76,13 @@ def main() -> None:
     for seed in args.seeds:  # seed-major: every finished seed gives a complete column of fractions
         for frac in args.fractions:
             run_dir = Path(args.runs) / args.preset / f"frac{frac:g}_seed{seed}"
-            ev_json = run_dir / "eval" / "test.json"
             cfg = load_config(ROOT / preset["config"], [
                 f"data.root={args.data}", f"data.split={ROOT / 'splits' / 'busi_v1.json'}", f"data.fraction={frac}",
                 f"seed={seed}", f"out_dir={run_dir}", f"optim.epochs={preset['epochs'][frac]}",
                 f"trainer.check_val_every_n_epoch={preset['val_every'][frac]}",
                 "trainer.progress=none", *args.overrides])
-            if not ev_json.exists():
-                train_and_score(cfg, run_dir)
-            ev = json.loads(ev_json.read_text())
+            ev = train_and_score(cfg, run_dir, eval_sets=[test_set(cfg)],
+                                 device="cuda" if torch.cuda.is_available() else "cpu")["test"]
             secs = json.loads((run_dir / "eval" / "time.json").read_text())["seconds"] if (run_dir / "eval" / "time.json").exists() else math.nan
             n_train = json.loads((run_dir / "data.json").read_text())["train"]
             runs_meta.append({"seed": seed, "fraction": frac, "train_images": n_train, "test_images": ev["n"],

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ..errors import SonokitError
-from . import data, simulate, train
+from . import data, experiment, simulate, train
 from .evaluate import evaluate_cmd
 from .pretrain import pretrain_cmd
 from .segment import segment_cmd
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(simulate.app, name="simulate")
+app.add_typer(experiment.app, name="experiment")
 app.command("evaluate")(evaluate_cmd)
 app.command("segment")(segment_cmd)
 app.command("pretrain")(pretrain_cmd)

@@ -166,6 +166,8 @@ def _check_type(value, tp, where: str):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, found {value!r}")
         return [_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, found {value!r}")

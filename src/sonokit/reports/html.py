@@ -135,7 +135,8 @@ def _run_name(run: Path) -> str:
         return run.name
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None, *, title: str | None = None) -> Path:
+def build_report(run_dir: str | Path, out: str | Path | None = None, *, title: str | None = None,
+                 extra_html: list[str] | None = None) -> Path:
     """Write ``report.html`` for a run folder (or a folder of runs) and return its path."""
     root = Path(run_dir)
     if not root.is_dir():
@@ -145,7 +146,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, title: s
         raise DataError(f"no runs (folders with config.yaml) under '{root}'; expected the --out folder of `sonokit train`")
     sections = [f"<h1>{html.escape(title or 'sonokit report: ' + root.name)}</h1>",
                 f"<p>Generated {_dt.datetime.now().isoformat(timespec='seconds')} from <code>{html.escape(str(root))}</code>; "
-                f"{len(runs)} run(s).</p>"]
+                f"{len(runs)} run(s).</p>", *(extra_html or [])]
     # metrics table
     header = ["run", "evaluation", "images", "Dice", "IoU", "HD95", "precision", "recall"]
     rows, by_cfg = [], defaultdict(list)
@@ -153,6 +154,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, title: s
     for run in runs:
         for ej in sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []:
             ev = json.loads(ej.read_text())
+            if not isinstance(ev, dict) or "aggregate" not in ev:  # e.g. time.json: not an evaluation
+                continue
             agg = ev["aggregate"]
             evals.append((run, ev))
             rows.append([run.relative_to(root).as_posix() or ".", ev["name"], ev["n"],

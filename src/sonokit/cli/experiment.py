@@ -1,0 +1,29 @@
+"""`sonokit experiment ...`: multi-run protocols that end in one results table and one HTML report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .train import console
+
+app = typer.Typer(help="Run a paper's experiment protocol (many runs, one table, one report).", no_args_is_help=True)
+
+
+@app.command("ssl-grid")
+def ssl_grid_cmd(
+    config: Path = typer.Option(..., "--config", "-c", help="Grid config, e.g. configs/ssl_grid_busi_cpu.yaml."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (overrides out_dir in the config)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a grid value: --set seeds=[0] (repeatable)."),
+) -> None:
+    """Ellis et al. 2025: pretrain each SSL variant once (PIRL + jigsaw / cross-patch jigsaw / frequency
+    band-stop, RCL + perceptual with the best view), fine-tune a Res-UNet at each label fraction and seed on
+    the fixed split, score in-domain and out-of-distribution, and write results.md/json and report.html.
+    Finished runs are kept, so rerunning the command resumes the grid."""
+    from ..experiments import SSLGrid, SSLGridConfig
+    from .config import load_config
+
+    overrides = list(set_) + ([f"out_dir={out}"] if out is not None else [])
+    grid = SSLGrid(load_config(config, overrides, cls=SSLGridConfig), log=console.print)
+    grid.run()
+    console.print(f"results in {grid.out / 'results.md'}; report {grid.out / 'report.html'}")

@@ -1,0 +1,311 @@
+"""The SSL-for-segmentation grid of Ellis et al. 2025: pretrain variants x label fractions x seeds.
+
+For each pretraining variant (``supervised``: no pretraining, ImageNet weights if the fine-tune config
+names them; PIRL with jigsaw / cross-patch jigsaw / frequency views; RCL + perceptual with the best view)
+the encoder is pretrained once on the unlabeled TRAIN images of the in-domain dataset, then a Res-UNet is
+fine-tuned at each label fraction and seed on the fixed split, its checkpoint chosen on val, and scored
+once on the in-domain test split and on every out-of-distribution (OOD) dataset. Everything is resumable:
+finished pretraining runs (``encoder.safetensors``) and fine-tune runs (``eval/test.json``) are kept.
+
+Output in ``out_dir``: ``results.json`` (one row per variant, dataset, fraction, seed, metric),
+``results.md`` (Dice / IoU mean ± std over seeds and the Dice gain over ``supervised``) and
+``report.html``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+METRICS = ("dice", "iou", "hd95", "precision", "recall")
+
+
+@dataclass
+class Variant:
+    name: str = "supervised"
+    method: str | None = None  # null: no pretraining; else an SSL method (pirl | rcl | rcl+perceptual)
+    pretext: str | None = None  # view spec (jigsaw | cross_jigsaw | freq | combos), or "best" (see below)
+
+
+@dataclass
+class OODSet:
+    """An out-of-distribution dataset: a folder (``root``), or a phantom simulated into the grid's folder
+    (``simulate_n`` > 0 and no root: ``sonokit simulate phantom`` with ``simulate_size`` and ``simulate_seed``)."""
+    name: str = "ood"
+    root: str = ""
+    simulate_n: int = 0
+    simulate_size: int = 256
+    simulate_seed: int = 1234
+    format: str | None = None
+    classes: list[str] | None = None
+    split: str | None = None  # when given, only its test part is scored; else every image with a mask
+    part: str = "test"
+
+
+@dataclass
+class SSLGridConfig:
+    """``pretext: best`` picks, among the finished ``pirl`` variants, the view with the highest mean
+    validation Dice (never test) of its fine-tuned models."""
+    name: str = "ssl_grid"
+    out_dir: str = "runs/ssl_grid"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    fractions: list[float] = field(default_factory=lambda: [0.2, 0.5, 1.0])
+    epochs: list[int] = field(default_factory=lambda: [100, 40, 25])  # fine-tune epochs per fraction
+    val_every: list[int] = field(default_factory=lambda: [4, 2, 1])  # validation interval per fraction
+    finetune: str = "configs/busi_resunet18_cpu.yaml"  # segmentation config (sonokit train segment)
+    finetune_set: list[str] = field(default_factory=list)  # overrides for it, key=value
+    pretrain: str = "configs/ssl_busi_cpu.yaml"  # pretraining config (sonokit pretrain)
+    pretrain_set: list[str] = field(default_factory=list)
+    variants: list[Variant] = field(default_factory=lambda: [
+        Variant("supervised"), Variant("pirl_jigsaw", "pirl", "jigsaw"),
+        Variant("pirl_cross_jigsaw", "pirl", "cross_jigsaw"), Variant("pirl_freq", "pirl", "freq"),
+        Variant("rcl_perceptual", "rcl+perceptual", "best")])
+    ood: list[OODSet] = field(default_factory=list)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
+                                       stderr=subprocess.DEVNULL, cwd=Path(__file__).parent).strip()
+    except Exception:
+        return "unknown"
+
+
+def score_run(run_dir: Path, *, eval_sets: list[dict], device: str = "cpu") -> dict[str, dict]:
+    """Score ``run_dir/checkpoints/best.ckpt`` on each eval set ``{name, root, format, ids}``; cached in eval/."""
+    from ..evaluation import evaluate
+    from ..inference import Segmenter
+
+    out, seg = {}, None
+    for es in eval_sets:
+        path = run_dir / "eval" / f"{es['name']}.json"
+        if not path.exists():
+            seg = seg or Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt", device=device)
+            evaluate(seg, data_root=es["root"], data_format=es["format"], ids=es["ids"], out_dir=run_dir / "eval",
+                     name=es["name"])
+        out[es["name"]] = json.loads(path.read_text())
+    return out
+
+
+def train_and_score(cfg, run_dir: Path, *, eval_sets: list[dict], device: str = "cpu") -> dict[str, dict]:
+    """Train (or resume an interrupted) segmentation run, then score its best-on-val checkpoint.
+
+    A run whose ``eval/time.json`` exists finished training and is not trained again."""
+    from ..cli.train import run_segmentation
+
+    timing = run_dir / "eval" / "time.json"
+    if not timing.exists():
+        t0 = time.time()
+        run_segmentation(cfg, resume=(run_dir / "checkpoints" / "last.ckpt").exists(), quiet=True)
+        timing.parent.mkdir(parents=True, exist_ok=True)
+        timing.write_text(json.dumps({"seconds": time.time() - t0}))
+    return score_run(run_dir, eval_sets=eval_sets, device=device)
+
+
+def best_val_dice(run_dir: Path) -> float:
+    """The val Dice that chose ``best.ckpt`` (Lightning's ModelCheckpoint state)."""
+    import torch
+
+    ck = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    for key, state in (ck.get("callbacks") or {}).items():
+        if "ModelCheckpoint" in key and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return math.nan
+
+
+class SSLGrid:
+    """Runs :class:`SSLGridConfig`; ``run()`` returns the result rows."""
+
+    def __init__(self, cfg: SSLGridConfig, *, log=print) -> None:
+        from ..cli.config import PretrainConfig, SegmentConfig, load_config
+        from ..ssl import SSL_METHODS, parse_pretext
+
+        self.cfg, self.log, self.out = cfg, log, Path(cfg.out_dir)
+        if not (len(cfg.fractions) == len(cfg.epochs) == len(cfg.val_every)):
+            raise ConfigError(f"fractions, epochs and val_every must have equal lengths; found {len(cfg.fractions)}, "
+                              f"{len(cfg.epochs)}, {len(cfg.val_every)}")
+        if not cfg.seeds:
+            raise ConfigError("seeds is empty; give at least one seed (the paper's protocol: 3)")
+        names = [v.name for v in cfg.variants]
+        if len(set(names)) != len(names) or "supervised" not in names:
+            raise ConfigError(f"variants need unique names and one named 'supervised' (the baseline); found {names}")
+        for v in cfg.variants:
+            if v.method is None:
+                if v.pretext:
+                    raise ConfigError(f"variant '{v.name}' has a pretext but no method")
+                continue
+            SSL_METHODS.get(v.method)
+            if v.pretext != "best":
+                parse_pretext(v.pretext or "")
+        self.seg_base: SegmentConfig = load_config(cfg.finetune, cfg.finetune_set)
+        enc = self.seg_base.model.name.removeprefix("resunet_")
+        self.pre_overrides = [*cfg.pretrain_set, f"encoder.name={enc}"]
+        self.pre_base: PretrainConfig = load_config(cfg.pretrain, self.pre_overrides, cls=PretrainConfig)
+        if self.seg_base.data.split is None:
+            raise ConfigError(f"the fine-tune config '{cfg.finetune}' has no data.split; the grid needs a fixed split")
+        self.rows: list[dict] = []
+        self.choices: dict[str, str] = {}
+
+    # --- evaluation sets -------------------------------------------------------------------------------
+    def eval_sets(self) -> list[dict]:
+        from ..data import open_dataset
+        from ..evaluation import split_ids
+
+        d = self.seg_base.data
+        reader = open_dataset(d.root, d.format)
+        labels = {r.id: r.label for r in reader.records}
+        sets = [{"name": "test", "dataset": reader.name, "root": d.root, "format": reader.name,
+                 "ids": split_ids(d.split, "test", reader.ids, d.classes, labels)}]
+        for o in self.cfg.ood:
+            root = o.root
+            if not root:
+                if o.simulate_n < 1:
+                    raise ConfigError(f"OOD set '{o.name}' needs a root folder or simulate_n > 0")
+                from ..physics import simulate_phantom
+
+                root = str(self.out / f"ood_{o.name}")
+                if not (Path(root) / "labels.csv").exists():
+                    simulate_phantom(root, n=o.simulate_n, size=o.simulate_size, seed=o.simulate_seed)
+            r = open_dataset(root, o.format)
+            lab = {x.id: x.label for x in r.records}
+            if o.split:
+                ids = split_ids(o.split, o.part, r.ids, o.classes, lab)
+            else:
+                ids = [i for i in r.ids if (not o.classes or lab.get(i) in o.classes) and not r.record(i).missing_mask]
+            if not ids:
+                raise ConfigError(f"OOD set '{o.name}' at '{o.root}' has no image to score")
+            sets.append({"name": f"ood_{o.name}", "dataset": o.name, "root": root, "format": r.name, "ids": ids})
+        return sets
+
+    # --- pretraining --------------------------------------------------------------------------------------
+    def resolve_pretext(self, v: Variant) -> str:
+        if v.pretext != "best":
+            return v.pretext
+        scores = {}
+        for w in self.cfg.variants:
+            if w.method == "pirl" and w.pretext != "best":
+                vals = [best_val_dice(p) for p in (self.out / "finetune" / w.name).glob("frac*_seed*")
+                        if (p / "checkpoints" / "best.ckpt").exists()]
+                if vals:
+                    scores[w.pretext] = float(np.nanmean(vals))
+        if not scores:
+            raise ConfigError(f"variant '{v.name}' asks for the best pretext, but no finished 'pirl' variant "
+                              "precedes it; list PIRL variants first or name the pretext")
+        best = max(scores, key=scores.get)
+        self.log(f"{v.name}: best PIRL view by mean val Dice: {best} ({', '.join(f'{k} {s:.4f}' for k, s in scores.items())})")
+        return best
+
+    def pretrain(self, v: Variant) -> Path | None:
+        from ..cli.config import PretrainConfig, load_config
+        from ..cli.pretrain import run_pretrain
+
+        if v.method is None:
+            return None
+        pretext = self.resolve_pretext(v)
+        self.choices[v.name] = pretext
+        run = self.out / "pretrain" / v.name
+        enc = run / "encoder.safetensors"
+        if enc.exists():
+            return enc
+        cfg = load_config(self.cfg.pretrain, [*self.pre_overrides, f"method.name={v.method}", f"method.pretext={pretext}",
+                                              f"out_dir={run}", f"name={v.name}", "trainer.progress=none"],
+                          cls=PretrainConfig)
+        t0 = time.time()
+        self.log(f"{v.name}: pretraining {v.method} with {pretext} ({cfg.optim.epochs} epochs) in {run}")
+        run_pretrain(cfg, resume=(run / "checkpoints" / "last.ckpt").exists(), quiet=True)
+        (run / "time.json").write_text(json.dumps({"seconds": time.time() - t0}))
+        return enc
+
+    # --- the grid -------------------------------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        from ..cli.config import load_config
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        sets = self.eval_sets()
+        for v in self.cfg.variants:
+            enc = self.pretrain(v)
+            for seed in self.cfg.seeds:
+                for frac, epochs, val_every in zip(self.cfg.fractions, self.cfg.epochs, self.cfg.val_every):
+                    run = self.out / "finetune" / v.name / f"frac{frac:g}_seed{seed}"
+                    ov = [*self.cfg.finetune_set, f"data.fraction={frac}", f"seed={seed}", f"out_dir={run}",
+                          f"optim.epochs={epochs}", f"trainer.check_val_every_n_epoch={val_every}",
+                          f"name={v.name}_frac{frac:g}", "trainer.progress=none"]
+                    if enc is not None:
+                        ov.append(f"model.encoder_checkpoint={enc}")
+                    cfg = load_config(self.cfg.finetune, ov)
+                    evs = train_and_score(cfg, run, eval_sets=sets)
+                    secs = json.loads((run / "eval" / "time.json").read_text())["seconds"]
+                    for es in sets:
+                        ev = evs[es["name"]]
+                        for m in METRICS:
+                            self.rows.append({"variant": v.name, "method": v.method or "none",
+                                              "pretext": self.choices.get(v.name, "none"), "dataset": es["dataset"],
+                                              "split": es["name"], "fraction": frac, "seed": seed, "metric": m,
+                                              "value": ev["aggregate"][m]["mean"], "n": ev["n"], "seconds": round(secs, 1),
+                                              "commit": _commit()})
+                    self.log(f"{v.name} fraction {frac:g} seed {seed}: " + ", ".join(
+                        f"{es['name']} Dice {evs[es['name']]['aggregate']['dice']['mean']:.4f}" for es in sets))
+                    self.write()
+        self.write(report=True)
+        return self.rows
+
+    # --- results ----------------------------------------------------------------------------------------------
+    def table(self) -> tuple[list[str], list[list]]:
+        from ..reports.tables import fmt_mean_std
+
+        def vals(variant, split, frac, metric):
+            return np.array([r["value"] for r in self.rows if r["variant"] == variant and r["split"] == split
+                             and r["fraction"] == frac and r["metric"] == metric], dtype=float)
+
+        splits = list(dict.fromkeys(r["split"] for r in self.rows))
+        header = ["variant", "pretext", "evaluated on", "labels", "Dice", "IoU", "Dice gain vs supervised", "seeds"]
+        rows = []
+        for split in splits:
+            for v in self.cfg.variants:
+                for frac in self.cfg.fractions:
+                    d, i, base = vals(v.name, split, frac, "dice"), vals(v.name, split, frac, "iou"), vals("supervised", split, frac, "dice")
+                    if not d.size:
+                        continue
+                    sd = lambda a: float(a.std(ddof=1)) if a.size > 1 else 0.0  # noqa: E731
+                    gain = f"{100 * (d.mean() - base.mean()):+.1f} pts" if base.size and v.name != "supervised" else "—"
+                    rows.append([v.name, self.choices.get(v.name, "—"), split, f"{100 * frac:g}%",
+                                 fmt_mean_std(float(d.mean()), sd(d)), fmt_mean_std(float(i.mean()), sd(i)), gain, d.size])
+        return header, rows
+
+    def write(self, report: bool = False) -> None:
+        import torch
+
+        from ..reports.tables import html_table, markdown_table
+
+        header, rows = self.table()
+        doc = {"experiment": "ssl_grid", "config": _asdict(self.cfg), "pretext_choices": self.choices,
+               "machine": {"platform": platform.platform(), "torch": torch.__version__,
+                           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                           "threads": torch.get_num_threads()},
+               "rows": self.rows}
+        (self.out / "results.json").write_text(json.dumps(doc, indent=1))
+        md = [f"# SSL grid: {self.cfg.name}\n",
+              "Dice / IoU: mean ± std over seeds of the per-run mean per-image metric; checkpoints chosen on val; "
+              "'test' is the in-domain held-out split, 'ood_*' other datasets. Gain: difference of mean Dice to the "
+              "'supervised' variant at the same label fraction, in Dice points.\n",
+              markdown_table(header, rows)]
+        (self.out / "results.md").write_text("\n".join(md))
+        if report:
+            from ..reports.html import build_report
+
+            build_report(self.out, self.out / "report.html", title=f"sonokit SSL grid: {self.cfg.name}",
+                         extra_html=["<h2>SSL grid</h2>", html_table(header, rows)])
+
+
+def _asdict(cfg) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(cfg)
