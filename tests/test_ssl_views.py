@@ -46,16 +46,20 @@ def test_x_bandstop_is_two_strips_at_plus_minus_angle():
     assert torch.equal(m[:, 1:], m[:, 1:].flip(-1))
 
 
-def test_bandstop_matches_numpy_reference_and_keeps_phase():
+@pytest.mark.parametrize("h, w", [(48, 40), (33, 50)])
+def test_bandstop_matches_numpy_reference_and_keeps_phase(h, w):
     rng = np.random.default_rng(0)
-    x = rng.random((2, 1, 48, 40)).astype(np.float32)
-    aug = FrequencyBandStop(clamp=False)
+    x = rng.random((2, 1, h, w)).astype(np.float32)
+    aug = FrequencyBandStop(clamp=False, width=(20, 60), thickness=(4, 12))
     params = aug.sample(2, _gen(2))
     y = aug.apply(torch.from_numpy(x), params).numpy()
-    m = aug.mask(48, 40, params).numpy()
+    m = aug.mask(h, w, params).numpy()
+    assert (m == m[:, (2 * (h // 2) - np.arange(h)) % h][:, :, (2 * (w // 2) - np.arange(w)) % w]).all()  # M(f) = M(-f)
     for b in range(2):  # independent per-image NumPy computation of the paper's formula
         X = np.fft.fftshift(np.fft.fft2(x[b, 0]))
-        ref = np.fft.ifft2(np.fft.ifftshift(m[b] * np.abs(X) * np.exp(1j * np.angle(X)))).real
+        full = np.fft.ifft2(np.fft.ifftshift(m[b] * np.abs(X) * np.exp(1j * np.angle(X))))
+        assert np.abs(full.imag).max() < 1e-5  # a point-symmetric mask keeps the image real
+        ref = full.real
         np.testing.assert_allclose(y[b, 0], ref, atol=1e-5)
     # the DC term (mean intensity) is untouched
     np.testing.assert_allclose(y.mean(axis=(2, 3)), x.mean(axis=(2, 3)), atol=1e-5)

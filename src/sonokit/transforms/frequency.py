@@ -5,7 +5,10 @@ removes one band of spatial frequencies from the amplitude while the phase is ke
 
     x' = Re F^{-1}( ifftshift( (M ⊙ |X|) e^{i∠X} ) )
 
-(Since ``M`` is binary, this equals masking the complex spectrum.) Two mask families, with the radius
+Since ``M`` is binary this equals masking the complex spectrum, ``x' = Re F^{-1}(M ⊙ X)``, and since the
+masks are made point-symmetric (``M(f) = M(-f)``, see :func:`bandstop_mask`) the masked spectrum stays
+Hermitian, so the result is computed exactly with real FFTs: ``x' = irfft2(M ⊙ rfft2(x))`` — half the FFT
+work and no amplitude/phase round trip. Two mask families, with the radius
 ``r`` of a frequency measured in DFT samples from the centre (DC) of the shifted spectrum:
 
 * **circular** band-stop: ``M = 0`` on the annulus ``r0 <= r < r0 + width``;
@@ -53,6 +56,11 @@ def bandstop_mask(
     cross = (torch.minimum(d1, d2) < thickness / 2) & (r < r0 + width)
     stop = torch.where(kind.to(device)[:, None, None] == 0, ring, cross)
     stop &= r >= keep_radius  # the low-frequency disc is never removed
+    # Point symmetry M(f) = M(-f): the Nyquist row/column (f = -h/2 for even h) is its own mirror modulo h,
+    # where the strips are not symmetric; stop a frequency when it or its mirror is stopped.
+    iy = (2 * (h // 2) - torch.arange(h, device=device)) % h
+    ix = (2 * (w // 2) - torch.arange(w, device=device)) % w
+    stop = stop | stop[:, iy][:, :, ix]
     return (~stop).float()
 
 
@@ -60,9 +68,10 @@ def bandstop(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Apply a centred-spectrum mask to the DFT amplitude, keep the phase: (B, C, H, W), (B, H, W) -> same."""
     if x.ndim != 4 or mask.shape != (x.shape[0], *x.shape[-2:]):
         raise ValueError(f"bandstop expects x (B, C, H, W) and mask (B, H, W); found {tuple(x.shape)} and {tuple(mask.shape)}")
-    X = torch.fft.fftshift(torch.fft.fft2(x.float()), dim=(-2, -1))  # (B, C, H, W) complex, DC centred
-    amp, phase = X.abs() * mask[:, None], X.angle()
-    y = torch.fft.ifft2(torch.fft.ifftshift(torch.polar(amp, phase), dim=(-2, -1))).real
+    H, W = x.shape[-2:]
+    m = torch.fft.ifftshift(mask, dim=(-2, -1))[..., : W // 2 + 1]  # (B, H, W//2+1): DC at [0, 0], rfft half
+    X = torch.fft.rfft2(x.float())  # (B, C, H, W//2+1) complex
+    y = torch.fft.irfft2(X * m[:, None].to(X.device), s=(H, W))
     return y.to(x.dtype)
 
 
