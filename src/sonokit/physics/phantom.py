@@ -1,12 +1,12 @@
-"""A B-mode phantom simulator (convolution model of ultrasound image formation).
+"""The B-mode phantom dataset: random echogenicity maps (skin layer, one star-shaped lesion) imaged by
+:func:`sonokit.physics.simulator.simulate_ultrasound`.
 
-For each image: a field of random point scatterers (complex Gaussian amplitudes on a grid finer than
-the wavelength: fully developed speckle) weighted by an echogenicity map (background, a skin/fat layer,
-one lesion of random star shape that is hypo- or hyperechoic) -> RF by convolution with a Gaussian-
-modulated pulse (axial) times a Gaussian beam (lateral) -> envelope by the Hilbert transform along depth
--> area-downsampling to the pixel grid -> log compression to ``dynamic_range_db``. The lesion mask is
-exact (it is the region whose echogenicity was changed). A fixed seed reproduces every image byte for
-byte (NumPy's PCG64 seeded by ``(seed, index)``).
+For each image: an echogenicity map (background, a skin/fat layer, one lesion of random star shape that is
+hypo- or hyperechoic) -> uniformly random point scatterers (10 per resolution cell, amplitudes from the map)
+-> complex-baseband RF by the separable pulse-echo PSF (Gaussian-modulated cosine axially, Gaussian beam
+laterally) -> envelope -> log compression to ``dynamic_range_db`` -> one image column per beam line. The
+lesion mask is exact (it is the region whose echogenicity was changed). A fixed seed reproduces every image
+byte for byte (NumPy's PCG64 seeded by ``(seed, index)``).
 
 Units: depth/width in mm, frequencies in MHz, speed of sound in m/s.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy.signal import fftconvolve, hilbert
 
 from ..data.io import write_png
+from .simulator import simulate_ultrasound
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class Transducer:
 
 def pulse_echo_psf(t: Transducer, dz_mm: float, dx_mm: float) -> np.ndarray:
     """Separable 2-D RF point-spread function (depth x lateral), sampled at (dz_mm, dx_mm).
+
+    The same PSF that :func:`sonokit.physics.simulator.simulate_ultrasound` applies (there at complex baseband,
+    per scatterer); kept for users who convolve their own grids.
 
     Axial: exp(-z^2 / 2 sigma_z^2) cos(4 pi z / lambda) (two-way travel, so spatial frequency 2/lambda);
     sigma_z from the -6 dB fractional bandwidth B: sigma_f = B f0 / (2 sqrt(2 ln 2)), sigma_t = 1/(2 pi sigma_f),
@@ -75,21 +78,29 @@ def star_shape(size: int, rng: np.random.Generator, *, min_radius: float = 0.08,
 
 def simulate_bmode(echogenicity: np.ndarray, *, pixel_mm: float, rng: np.random.Generator,
                    transducer: Transducer = Transducer(), dynamic_range_db: float = 50.0,
-                   oversample: int = 8) -> np.ndarray:
-    """B-mode image (H, W) in [0, 1] from an (H, W) echogenicity map (scatterer amplitude scale, >= 0)."""
+                   oversample: int = 8, scatterers_per_cell: float = 10.0) -> np.ndarray:
+    """B-mode image (H, W) float32 in [0, 1] from an (H, W) echogenicity map (scatterer amplitude scale, >= 0).
+
+    A thin wrapper over :func:`sonokit.physics.simulator.simulate_ultrasound` (linear array, one line per
+    column, pixel centres ``pixel_mm`` apart from depth 0): ``scatterers_per_cell`` random scatterers per
+    resolution cell with amplitudes from the map, RF sampled ``oversample`` times per pixel along depth
+    (raised to at least 1.5x the RF Nyquist rate), envelope, log compression to ``dynamic_range_db``.
+    """
     if dynamic_range_db <= 0:
         raise ValueError(f"dynamic_range_db must be > 0, found {dynamic_range_db}")
     if pixel_mm <= 0 or oversample < 1:
         raise ValueError(f"pixel_mm must be > 0 and oversample >= 1, found {pixel_mm}, {oversample}")
-    H, W = echogenicity.shape
-    dz = pixel_mm / oversample
-    amp = np.repeat(echogenicity, oversample, axis=0)  # (H*oversample, W)
-    scat = (rng.standard_normal(amp.shape) * amp).astype(np.float64)
-    rf = fftconvolve(scat, pulse_echo_psf(transducer, dz, pixel_mm), mode="same")  # (H*k, W)
-    env = np.abs(hilbert(rf, axis=0))
-    env = env.reshape(H, oversample, W).mean(1)  # (H, W): area-downsampled envelope
-    db = 20 * np.log10(env / env.max() + 1e-12)
-    return np.clip((db + dynamic_range_db) / dynamic_range_db, 0.0, 1.0).astype(np.float32)
+    H, W = np.shape(echogenicity)
+    t = transducer
+    c_mm_us = t.speed_m_s / 1000.0
+    nyquist = 2 * t.center_mhz * (1 + t.fractional_bandwidth / 2)
+    fs = max(c_mm_us / (2 * pixel_mm / oversample), 1.5 * nyquist)  # MHz: dz = c / (2 fs)
+    sim = simulate_ultrasound(
+        echogenicity=echogenicity, scatterers_per_cell=scatterers_per_cell, seed=rng,
+        f0_mhz=t.center_mhz, fractional_bandwidth=t.fractional_bandwidth, fs_mhz=fs, c_m_s=t.speed_m_s,
+        lateral_fwhm_mm=t.lateral_fwhm_mm, depth_range_mm=(0.0, (H - 1) * pixel_mm),
+        width_mm=(W - 1) * pixel_mm, image_shape=(H, W), dynamic_range_db=dynamic_range_db)
+    return sim.image
 
 
 def phantom_sample(index: int, *, size: int = 160, seed: int = 0, pixel_mm: float = 0.2,
