@@ -1,0 +1,80 @@
+"""The Ellis et al. 2025 SSL grid on BUSI (issue 4), written to benchmarks/results/ssl_busi.{json,md}.
+
+Usage:
+    python benchmarks/ssl_busi.py                                  # the whole CPU grid (about 7 CPU-hours)
+    python benchmarks/ssl_busi.py --seeds 0 --fractions 0.2        # a slice of it (the paper's headline setting)
+    python benchmarks/ssl_busi.py --preset paper                   # ResNet50 presets, for a GPU
+
+It runs `sonokit experiment ssl-grid` with configs/ssl_grid_busi_<preset>.yaml (resumable: finished runs are
+kept under runs/ssl_grid_busi_<preset>/). With --reuse-supervised, the supervised runs of
+benchmarks/busi_supervised.py (same fine-tune config, split, epochs and seeds) are copied in instead of
+being trained again. The result files say which seeds and fractions were run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from sonokit.cli.config import load_config  # noqa: E402
+from sonokit.experiments import SSLGrid, SSLGridConfig  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=["cpu", "paper"], default="cpu")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None)
+    ap.add_argument("--fractions", type=float, nargs="+", default=None)
+    ap.add_argument("--reuse-supervised", action="store_true",
+                    help="copy runs/bench_busi/<preset>/frac*_seed* (busi_supervised.py) as the supervised variant")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ssl_busi"))
+    args = ap.parse_args()
+    cfg_path = ROOT / "configs" / f"ssl_grid_busi_{args.preset}.yaml"
+    full = load_config(cfg_path, cls=SSLGridConfig)
+    overrides = [f"out_dir={ROOT / 'runs' / f'ssl_grid_busi_{args.preset}'}",
+                 f"finetune={ROOT / full.finetune}", f"pretrain={ROOT / full.pretrain}",
+                 f"finetune_set=[data.root={ROOT.parent / 'shared' / 'data' / 'busi'}, data.split={ROOT / 'splits' / 'busi_v1.json'}]",
+                 f"pretrain_set=[data.root={ROOT.parent / 'shared' / 'data' / 'busi'}, data.split={ROOT / 'splits' / 'busi_v1.json'}]"]
+    if args.seeds is not None:
+        overrides.append(f"seeds={json.dumps(args.seeds)}")
+    if args.fractions is not None:
+        keep = [full.fractions.index(f) for f in args.fractions]
+        overrides += [f"fractions={json.dumps(args.fractions)}",
+                      f"epochs={json.dumps([full.epochs[i] for i in keep])}",
+                      f"val_every={json.dumps([full.val_every[i] for i in keep])}"]
+    cfg = load_config(cfg_path, overrides, cls=SSLGridConfig)
+    grid = SSLGrid(cfg)
+    if args.reuse_supervised:
+        for seed in cfg.seeds:
+            for frac in cfg.fractions:
+                src = ROOT / "runs" / "bench_busi" / args.preset / f"frac{frac:g}_seed{seed}"
+                dst = grid.out / "finetune" / "supervised" / f"frac{frac:g}_seed{seed}"
+                if (src / "eval" / "time.json").exists() and not dst.exists():
+                    shutil.copytree(src, dst)
+                    print(f"reusing {src} as {dst}")
+    grid.run()
+    out = Path(args.out)
+    doc = json.loads((grid.out / "results.json").read_text())
+    doc["benchmark"] = "ssl_busi"
+    doc["complete"] = sorted(cfg.seeds) == sorted(full.seeds) and sorted(cfg.fractions) == sorted(full.fractions)
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
+    md = (grid.out / "results.md").read_text()
+    scope = ("the whole grid" if doc["complete"] else
+             f"a slice of the grid: seeds {cfg.seeds}, label fractions {cfg.fractions} (the full preset has seeds "
+             f"{full.seeds} and fractions {full.fractions})")
+    md += (f"\nPreset `{cfg_path.relative_to(ROOT)}`; this file holds {scope}. "
+           f"Regenerate: `python benchmarks/ssl_busi.py --preset {args.preset}"
+           + (f" --seeds {' '.join(map(str, cfg.seeds))}" if not doc["complete"] else "")
+           + (f" --fractions {' '.join(f'{f:g}' for f in cfg.fractions)}" if not doc["complete"] else "") + "`.\n"
+           f"\nMachine: {doc['machine']['platform']}, torch {doc['machine']['torch']}, {doc['machine']['device']}.\n")
+    out.with_suffix(".md").write_text(md)
+    print(f"wrote {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
