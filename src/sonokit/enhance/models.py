@@ -1,0 +1,119 @@
+"""Enhancement networks (image -> image, (B, 1, H, W) in [0, 1]), registered by name.
+
+The networks are DeepInverse's implementations (``deepinv.models``), wrapped so that sonokit never downloads
+weights (``pretrained=None``; a local weights file can be given with ``weights=``), works on one gray channel,
+and reports the size multiple a tile must have:
+
+* ``scunet``: Swin-Conv U-Net (Zhang et al. 2023), the published configuration (``config=(4,)*7, dim=64``),
+  the network of Khan et al. 2026; ``scunet_small``: ``config=(2,)*7`` (half the blocks; ``dim`` stays 64
+  because SCUNet's attention heads are 32 channels wide on half of ``dim``) for CPUs;
+* ``dncnn``: DnCNN (Zhang et al. 2017), 20 layers, 64 features; ``dncnn_small``: 10 layers, 32 features;
+* ``restormer``: Restormer (Zamir et al. 2022), deepinv's default sizes; ``restormer_small``: dim 24.
+
+Inputs whose size is not a multiple of ``multiple`` are reflect-padded and cropped back by
+:class:`Enhancer`; large images go through :func:`sonokit.tiling.tiled_apply`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CheckpointError
+from ..registry import Registry
+
+ENHANCERS: Registry[nn.Module] = Registry("enhancement model")
+
+
+class Enhancer(nn.Module):
+    """Wrap an image-to-image network: pad to ``multiple``, run, crop back, clamp nothing.
+
+    Attributes: ``multiple`` (int) — the spatial multiple the wrapped network needs.
+    """
+
+    def __init__(self, net: nn.Module, *, multiple: int, name: str) -> None:
+        super().__init__()
+        self.net, self.multiple, self.name = net, int(multiple), name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"{self.name} expects (B, 1, H, W) images, found shape {tuple(x.shape)}")
+        H, W = x.shape[-2:]
+        m = self.multiple
+        ph, pw = (-H) % m, (-W) % m
+        if ph or pw:
+            mode = "reflect" if ph < H and pw < W else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        return self.net(x)[..., :H, :W]
+
+
+def _load(net: nn.Module, weights: str | Path | None, name: str) -> nn.Module:
+    if weights is None:
+        return net
+    p = Path(weights)
+    if not p.is_file():
+        raise CheckpointError(f"weights file '{p}' for '{name}' does not exist")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        sd = load_file(str(p))
+    else:
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+        sd = sd.get("params", sd.get("state_dict", sd)) if isinstance(sd, dict) else sd
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as e:
+        raise CheckpointError(f"weights '{p}' do not fit '{name}': {str(e)[:300]}") from None
+    return net
+
+
+def _scunet(name: str, config: tuple[int, ...], dim: int):
+    def factory(*, weights: str | None = None, drop_path_rate: float = 0.0) -> Enhancer:
+        from deepinv.models import SCUNet
+
+        net = SCUNet(in_nc=1, config=list(config), dim=dim, drop_path_rate=drop_path_rate, pretrained=None)
+        return Enhancer(_load(net, weights, name), multiple=64, name=name)  # 3 downsamplings x window 8
+
+    factory.__name__ = name
+    return factory
+
+
+def _dncnn(name: str, depth: int, nf: int):
+    def factory(*, weights: str | None = None) -> Enhancer:
+        from deepinv.models import DnCNN
+
+        net = DnCNN(in_channels=1, out_channels=1, depth=depth, nf=nf, pretrained=None)
+        return Enhancer(_load(net, weights, name), multiple=1, name=name)
+
+    factory.__name__ = name
+    return factory
+
+
+def _restormer(name: str, dim: int, blocks: tuple[int, ...], refine: int):
+    def factory(*, weights: str | None = None) -> Enhancer:
+        from deepinv.models import Restormer
+
+        net = Restormer(in_channels=1, out_channels=1, dim=dim, num_blocks=list(blocks), num_refinement_blocks=refine,
+                        pretrained=None)
+        return Enhancer(_load(net, weights, name), multiple=8, name=name)  # 3 downsamplings
+
+    factory.__name__ = name
+    return factory
+
+
+ENHANCERS.register("scunet")(_scunet("scunet", (4, 4, 4, 4, 4, 4, 4), 64))
+ENHANCERS.register("scunet_small")(_scunet("scunet_small", (2, 2, 2, 2, 2, 2, 2), 64))
+ENHANCERS.register("dncnn")(_dncnn("dncnn", 20, 64))
+ENHANCERS.register("dncnn_small")(_dncnn("dncnn_small", 10, 32))
+ENHANCERS.register("restormer")(_restormer("restormer", 48, (4, 6, 6, 8), 4))
+ENHANCERS.register("restormer_small")(_restormer("restormer_small", 24, (1, 2, 2, 2), 1))
+
+
+def create_enhancer(name: str, **kw) -> Enhancer:
+    return ENHANCERS.create(name, **kw)
+
+
+def list_enhancers(pattern: str = "*") -> list[str]:
+    return ENHANCERS.list(pattern)
