@@ -9,6 +9,24 @@ from PIL import Image
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def ok(result):
+    """Assert that a typer CliRunner result exited 0 (showing its output and exception otherwise)."""
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def make_phantom(d: Path, *, n: int = 24, size: int = 48) -> Path:
+    """Simulate a tiny phantom at ``d/ph`` and its split at ``d/split.json`` through the CLI; returns ``d``."""
+    from typer.testing import CliRunner
+
+    from sonokit.cli import app
+
+    runner = CliRunner()
+    ok(runner.invoke(app, ["simulate", "phantom", "--out", str(d / "ph"), "--n", str(n), "--size", str(size)]))
+    ok(runner.invoke(app, ["data", "split", str(d / "ph"), "--out", str(d / "split.json"), "--seeds", "0"]))
+    return d
+
+
 def save(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr, mode=mode).save(path) if mode else Image.fromarray(arr).save(path)

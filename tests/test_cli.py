@@ -10,7 +10,7 @@ from sonokit.cli import app, main
 from sonokit.cli.config import load_config
 from sonokit.errors import ConfigError
 
-from .conftest import save
+from .conftest import make_phantom, ok, save
 
 runner = CliRunner()
 
@@ -19,16 +19,9 @@ TINY = ["--set", "model.name=resunet_resnet10t", "--set", "model.decoder_channel
         "--set", "optim.epochs=1"]
 
 
-def ok(result):
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.output
-
-
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ph")
-    ok(runner.invoke(app, ["simulate", "phantom", "--out", str(d / "ph"), "--n", "24", "--size", "48"]))
-    ok(runner.invoke(app, ["data", "split", str(d / "ph"), "--out", str(d / "split.json"), "--seeds", "0"]))
+    d = make_phantom(tmp_path_factory.mktemp("ph"))
     return d
 
 

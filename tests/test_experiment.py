@@ -10,19 +10,14 @@ from sonokit.cli.config import load_config
 from sonokit.errors import ConfigError
 from sonokit.experiments import SSLGrid, SSLGridConfig
 
+from .conftest import make_phantom, ok
+
 runner = CliRunner()
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.output
 
 
 @pytest.fixture(scope="module")
 def grid_setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("grid")
-    ok(runner.invoke(app, ["simulate", "phantom", "--out", str(d / "ph"), "--n", "24", "--size", "48"]))
-    ok(runner.invoke(app, ["data", "split", str(d / "ph"), "--out", str(d / "split.json"), "--seeds", "0"]))
+    d = make_phantom(tmp_path_factory.mktemp("grid"))
     (d / "ft.yaml").write_text(yaml.safe_dump({
         "data": {"root": str(d / "ph"), "split": str(d / "split.json"), "image_size": 48, "batch_size": 8},
         "model": {"name": "resunet_resnet10t", "decoder_channels": [16, 16, 16, 8, 8]}}))

@@ -10,22 +10,17 @@ from sonokit.cli import app
 from sonokit.errors import CheckpointError
 from sonokit.models import create_model
 
+from .conftest import make_phantom, ok
+
 runner = CliRunner()
 
 TINY = ["--set", "encoder.name=resnet10t", "--set", "data.image_size=48", "--set", "data.batch_size=8",
         "--set", "trainer.progress=none", "--set", "method.num_negatives=8"]
 
 
-def ok(result):
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.output
-
-
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ssl")
-    ok(runner.invoke(app, ["simulate", "phantom", "--out", str(d / "ph"), "--n", "24", "--size", "48"]))
-    ok(runner.invoke(app, ["data", "split", str(d / "ph"), "--out", str(d / "split.json"), "--seeds", "0"]))
+    d = make_phantom(tmp_path_factory.mktemp("ssl"))
     return d
 
 
