@@ -59,11 +59,14 @@ def test_train_writes_run_and_resume(trained, phantom):
     import torch
 
     before = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    epochs_logged = lambda: sorted({ln.split(",")[0] for ln in (trained / "metrics.csv").read_text().splitlines()[1:]})  # noqa: E731
+    assert epochs_logged() == ["0"]
     # resume continues to 2 epochs from last.ckpt
     ok(runner.invoke(app, ["train", "segment", "--out", str(trained), "--resume", "--set", f"data.root={phantom / 'ph'}",
                            "--set", f"data.split={phantom / 'split.json'}", *TINY[:-2], "--set", "optim.epochs=2"]))
     ck = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ck["epoch"] > before["epoch"] and ck["global_step"] == 2 * before["global_step"]
+    assert epochs_logged() == ["0", "1"]  # the first epoch's rows survive the resume (Lightning would drop them)
     assert not list((trained / "checkpoints").glob("*.tmp"))
 
 

@@ -66,3 +66,20 @@ def test_write_png_roundtrip(tmp_path):
     p = write_png(tmp_path / "sub" / "x.png", x)
     assert np.abs(read_image(p)[0] - x).max() <= 0.5 / 255 + 1e-6
     assert not list((tmp_path / "sub").glob("*.tmp"))
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from sonokit.data.io import write_png
+    from sonokit.tasks.checkpoint import atomic_torch_save
+
+    umask = os.umask(0o022)
+    try:
+        write_png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+        atomic_torch_save({"x": 1}, tmp_path / "b.ckpt")
+    finally:
+        os.umask(umask)
+    for name in ("a.png", "b.ckpt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644  # not mkstemp's 0600

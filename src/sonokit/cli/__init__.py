@@ -10,9 +10,11 @@ from rich.console import Console
 
 from ..errors import SonokitError
 from . import data, experiment, simulate, train
+from .enhance import enhance_cmd
 from .evaluate import evaluate_cmd
 from .pretrain import pretrain_cmd
 from .segment import segment_cmd
+from .train_enhance import enhance_train_cmd
 
 app = typer.Typer(
     name="sonokit",
@@ -31,6 +33,8 @@ app.add_typer(experiment.app, name="experiment")
 app.command("evaluate")(evaluate_cmd)
 app.command("segment")(segment_cmd)
 app.command("pretrain")(pretrain_cmd)
+app.command("enhance")(enhance_cmd)
+train.app.command("enhance")(enhance_train_cmd)
 
 
 @app.command("report")

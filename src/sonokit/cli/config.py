@@ -145,6 +145,85 @@ class PretrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
+@dataclass
+class EnhanceDataConfig:
+    """Frames for enhancement training: the TRAIN part of the split gives the targets, VAL the validation crops."""
+    root: str | None = None  # dataset folder (any reader)
+    format: str | None = None  # busi | udiat | breast | hc18 | folder | dicom (auto-detected when null)
+    split: str | None = None  # split JSON file (sonokit data split); null: a random 70/10/20 split is saved
+    classes: list[str] | None = None  # keep only these class labels
+    max_frames: int | None = None  # use at most this many train frames (a seeded random subset; CPU presets)
+    max_val_frames: int | None = None  # likewise for the validation frames
+    max_side: int | None = None  # downscale frames (area) so the longer side is at most this; null: full size
+    patch_size: int = 64  # training patch side (pixels); the paper uses 128/256
+    val_patch_size: int | None = None  # validation patch side (null: patch_size), one centre crop per val frame
+    batch_size: int = 16
+    patches_per_epoch: int = 1024  # random crops per epoch (an epoch is patches_per_epoch / batch_size steps)
+    num_workers: int = 0
+    fail_fast: bool = False  # raise on the first unreadable frame instead of logging and skipping it
+
+
+@dataclass
+class EnhanceModelConfig:
+    name: str = "scunet_small"  # a registered enhancer (scunet, scunet_small, dncnn, dncnn_small, restormer, ...)
+    weights: str | None = None  # local weights file to start from (e.g. deepinv's published SCUNet weights)
+
+
+@dataclass
+class TargetConfig:
+    """Clean-like targets: NLLR-denoised frames (ultrasound) or the original frames (phantom, natural images)."""
+    kind: str = "nllr"  # nllr | original
+    sigma: float | None = None  # NLLR noise std in [0, 1] units; null: estimated per frame
+    patch: int = 8  # NLLR patch side
+    stride: int = 4
+    search: int = 10
+    k: int = 16
+    iterations: int = 2
+    cache_dir: str | None = None  # where NLLR targets are cached as .npy (null: RUN/targets); share it across runs
+    device: str = "cpu"  # where NLLR runs (cuda: much faster for full-size frames)
+
+
+@dataclass
+class BlurConfig:
+    enabled: bool = True
+    axial_sigma: list[float] = field(default_factory=lambda: [0.5, 2.0])  # PSF sigma along depth, pixels
+    lateral_sigma: list[float] = field(default_factory=lambda: [0.5, 3.0])  # PSF sigma laterally, pixels
+    depth_factor: list[float] = field(default_factory=lambda: [1.0, 1.0])  # far-field growth of lateral sigma
+
+
+@dataclass
+class NoiseConfig:
+    models: list[str] = field(default_factory=lambda: ["gaussian", "fourier"])  # one per patch: gaussian | fourier | speckle
+    gaussian_sigma: list[float] = field(default_factory=lambda: [0.01, 0.1])  # std, [0, 1] intensity units
+    fourier_phase_std: list[float] = field(default_factory=lambda: [0.0, 0.3])  # radians
+    fourier_magnitude_std: list[float] = field(default_factory=lambda: [0.0, 0.3])  # log-std of the magnitude
+    speckle_kinds: list[str] = field(default_factory=lambda: ["rayleigh", "nakagami"])
+    speckle_m: list[float] = field(default_factory=lambda: [0.5, 3.0])  # Nakagami m range
+    speckle_dynamic_range_db: float | None = None  # null: images are linear envelopes
+
+
+@dataclass
+class DegradeConfig:
+    blur: BlurConfig = field(default_factory=BlurConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    rotation: str = "quarter"  # none | quarter | small | both
+
+
+@dataclass
+class EnhanceConfig:
+    name: str = "enhance"
+    seed: int = 0
+    out_dir: str = "runs/enhance"
+    checkpoint_monitor: str = "val_psnr"  # best.ckpt maximises validation PSNR
+    loss: str = "l1"  # l1 | mse | charbonnier
+    data: EnhanceDataConfig = field(default_factory=EnhanceDataConfig)
+    model: EnhanceModelConfig = field(default_factory=EnhanceModelConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, epochs=10))
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
 def _check_type(value, tp, where: str):
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)

@@ -16,7 +16,7 @@ import yaml
 
 from ..errors import ConfigError
 from .config import PretrainConfig, load_config, to_dict
-from .train import console, make_trainer, prepare_run_dir
+from .train import console, kept_metrics, make_trainer, prepare_run_dir
 
 
 def pretrain_ids(cfg: PretrainConfig, reader) -> list[str]:
@@ -46,12 +46,14 @@ def save_encoder(task, path: Path, meta: dict) -> Path:
 
     from safetensors.torch import save_file
 
+    from ..data.io import publish
+
     sd = {k: v.detach().cpu().contiguous() for k, v in task.model.encoder.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file(sd, tmp, metadata={k: str(v) for k, v in meta.items()})
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -124,7 +126,8 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, quiet: bool = Fal
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, enable_version_counter=False)
     trainer = make_trainer(cfg, out, [ckpt], quiet=quiet)
     t0 = time.time()
-    trainer.fit(task, dl, ckpt_path=str(last) if resume else None)
+    with kept_metrics(out, last if resume else None):
+        trainer.fit(task, dl, ckpt_path=str(last) if resume else None)
     if trainer.global_rank == 0:
         save_encoder(task, out / "encoder.safetensors", {
             "format": "sonokit-encoder", "encoder": cfg.encoder.name, "in_chans": cfg.encoder.in_chans,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 import sys
 import time
 import warnings
@@ -30,7 +31,7 @@ def _epoch_line_callback():
 
         def on_train_epoch_end(self, trainer, pl_module):  # after the epoch's validation, if any
             m = {k: float(v) for k, v in trainer.callback_metrics.items()
-                 if (k.startswith("train_") and k.endswith("_epoch")) or k in ("val_loss", "val_dice")}
+                 if (k.startswith("train_") and k.endswith("_epoch")) or k in ("val_loss", "val_dice", "val_psnr", "val_ssim")}
             console.print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} " +
                           " ".join(f"{k}={v:.4f}" for k, v in m.items()) +
                           f" ({time.time() - getattr(self, '_t', time.time()):.0f}s)")
@@ -72,6 +73,50 @@ def make_trainer(cfg, out: Path, callbacks: list, *, quiet: bool = False):
         plugins=[AtomicCheckpointIO()], enable_progress_bar=use_rich, enable_model_summary=False,
         num_sanity_val_steps=0,
     )
+
+
+def _read_history(out: Path, last: Path) -> list[dict]:
+    """Rows of ``out/metrics.csv`` logged before the checkpoint ``last`` was written (Lightning's CSVLogger
+    deletes the file when a run is resumed; :func:`_merge_history` writes them back in front of the new rows)."""
+    import csv
+
+    import torch
+
+    f = out / "metrics.csv"
+    if not f.is_file():
+        return []
+    # rows logged at steps the checkpoint had completed; later rows came from work the resume repeats
+    done = int(torch.load(last, map_location="cpu", weights_only=False).get("global_step", 0))
+    with open(f, newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r.get("step", "") != "" and int(float(r["step"])) < done]
+
+
+def _merge_history(out: Path, old: list[dict]) -> None:
+    import csv
+
+    f = out / "metrics.csv"
+    if not old:
+        return
+    new = []
+    if f.is_file():
+        with open(f, newline="") as fh:
+            new = list(csv.DictReader(fh))
+    keys = sorted({k for r in old + new for k in r})
+    with open(f, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(old + new)
+
+
+@contextmanager
+def kept_metrics(out: Path, last: Path | None):
+    """Keep ``metrics.csv`` across a resume: Lightning's CSVLogger deletes the file when it reuses a run folder,
+    so the rows up to the resumed checkpoint's epoch are read first and written back in front of the new ones."""
+    old = _read_history(out, last) if last is not None else []
+    try:
+        yield
+    finally:
+        _merge_history(out, old)
 
 
 def prepare_run_dir(out: Path, resume: bool) -> Path:
@@ -175,7 +220,8 @@ def run_segmentation(cfg: SegmentConfig, *, resume: bool = False, quiet: bool = 
                                  save_top_k=1, enable_version_counter=False)]
     trainer = make_trainer(cfg, out, callbacks, quiet=quiet)
     t0 = time.time()
-    trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+    with kept_metrics(out, last if resume else None):
+        trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None)
     if not quiet:
         console.print(f"trained in {time.time() - t0:.0f}s; checkpoints in {out / 'checkpoints'}")
     return out

@@ -28,6 +28,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Give a finished temporary file the usual permissions (0666 less the umask; ``mkstemp`` makes it 0600)
+    and rename it over ``path`` in one step (the atomic half of every sonokit write)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
 def _open(path: Path) -> Image.Image:
     path = Path(path)
     if not path.exists():
@@ -132,7 +141,7 @@ def write_png(path: str | Path, array: np.ndarray) -> Path:
     os.close(fd)
     try:
         Image.fromarray(a).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import DataError
 from .check import CheckReport, _UnionFind
+from .io import publish
 
 SPLIT_FORMAT = "sonokit-split"
 SPLIT_VERSION = 1
@@ -139,7 +140,7 @@ def save_split(split: dict, path: str | Path) -> Path:
     with os.fdopen(fd, "w") as f:
         json.dump(split, f, indent=1)
         f.write("\n")
-    os.replace(tmp, path)
+    publish(tmp, path)
     return path
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from ..data.io import publish
+
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     path = Path(path)
@@ -20,7 +22,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

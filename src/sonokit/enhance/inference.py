@@ -1,0 +1,73 @@
+"""Apply a trained enhancer to images of any size: whole image when it fits in one tile, else tiled.
+
+Sizes: an image no larger than ``tile`` on both sides (including one smaller than a tile, e.g. 40x50 with
+``tile=256``) is processed whole; :class:`~sonokit.enhance.models.Enhancer` pads it to the network's size
+multiple and crops back. Larger images go through :func:`sonokit.tiling.tiled_apply` with ``overlap``
+pixels between tiles (crop-and-stitch): identical to whole-image inference wherever the network's
+receptive-field radius is at most ``overlap // 2`` (exactly so for DnCNN, 10 or 20 3x3 layers, radius 10 or
+20 px; SCUNet's and Restormer's receptive fields are image-wide, so there tiles differ slightly near seams).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+from ..tiling import tiled_apply
+from .models import Enhancer, create_enhancer
+
+
+def load_enhancer(path: str | Path, *, device: str = "cpu") -> tuple[Enhancer, dict]:
+    """The network of a ``sonokit train enhance`` checkpoint, in eval mode on ``device``, and its hparams."""
+    from ..inference import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    hp = dict(ckpt["hyper_parameters"])
+    if "model" not in hp or "degrade" not in hp:
+        raise CheckpointError(f"'{path}' is not an enhancement checkpoint (from `sonokit train enhance`); "
+                              f"it records {sorted(hp)[:8]}")
+    kw = dict(hp.get("model_kwargs") or {})
+    kw.pop("weights", None)  # the trained weights are in the state dict
+    net = create_enhancer(hp["model"], **kw)
+    sd = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint '{path}' does not fit model '{hp['model']}': {str(e)[:300]}") from None
+    return net.eval().to(torch.device(device)), hp
+
+
+@torch.no_grad()
+def enhance_image(net: Enhancer, image: np.ndarray | torch.Tensor, *, tile: int = 256, overlap: int = 64,
+                  device: str | torch.device | None = None) -> np.ndarray:
+    """Enhance one (H, W) (or (1, H, W)) image in [0, 1]; returns float32 (H, W) clipped to [0, 1].
+
+    Raises ``ValueError`` for NaN/Inf pixels, a non-2-D image, or a ``tile`` that is not a multiple of the
+    network's size multiple (``net.multiple``: 64 for SCUNet, 8 for Restormer, 1 for DnCNN), or, for an image
+    larger than one tile, an ``overlap`` outside [0, tile).
+    """
+    x = torch.as_tensor(np.asarray(image, dtype=np.float32) if not isinstance(image, torch.Tensor) else image)
+    if x.ndim == 3 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D gray image (H, W), found shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"image has {int((~torch.isfinite(x)).sum())} NaN/Inf pixel(s); expected finite values in [0, 1]")
+    m = int(getattr(net, "multiple", 1))
+    if tile % m:
+        raise ValueError(f"tile ({tile}) must be a multiple of {m} for '{getattr(net, 'name', 'this model')}'; "
+                         f"try --tile {max(m, (tile // m) * m)}")
+    dev = torch.device(device) if device is not None else next(net.parameters()).device
+    x = x.float().to(dev)[None, None]  # (1, 1, H, W)
+    H, W = x.shape[-2:]
+    if H <= tile and W <= tile:
+        y = net(x)
+    else:
+        if not 0 <= overlap < tile:
+            raise ValueError(f"overlap must be in [0, tile) for an image larger than one tile; found overlap={overlap}, "
+                             f"tile={tile}, image {H}x{W}")
+        ov = overlap if overlap == 0 or overlap >= m else m  # tiles stay on the network's grid
+        y = tiled_apply(net, x, tile=tile, overlap=ov, multiple=m)
+    return y[0, 0].clamp(0, 1).float().cpu().numpy()
