@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--fractions", type=float, nargs="+", default=None)
     ap.add_argument("--reuse-supervised", action="store_true",
                     help="copy runs/bench_busi/<preset>/frac*_seed* (busi_supervised.py) as the supervised variant")
+    ap.add_argument("--collect", action="store_true",
+                    help="train nothing: write the result files from the runs that have finished so far")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ssl_busi"))
     args = ap.parse_args()
     cfg_path = ROOT / "configs" / f"ssl_grid_busi_{args.preset}.yaml"
@@ -57,18 +59,23 @@ def main() -> None:
                 if (src / "eval" / "time.json").exists() and not dst.exists():
                     shutil.copytree(src, dst)
                     print(f"reusing {src} as {dst}")
-    grid.run()
+    grid.run(train=not args.collect)
     out = Path(args.out)
     doc = json.loads((grid.out / "results.json").read_text())
     doc["benchmark"] = "ssl_busi"
-    doc["complete"] = sorted(cfg.seeds) == sorted(full.seeds) and sorted(cfg.fractions) == sorted(full.fractions)
+    done = {(r["variant"], r["seed"], r["fraction"]) for r in doc["rows"]}
+    doc["complete"] = (sorted(cfg.seeds) == sorted(full.seeds) and sorted(cfg.fractions) == sorted(full.fractions)
+                       and len(done) == len(cfg.variants) * len(cfg.seeds) * len(cfg.fractions))
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     md = (grid.out / "results.md").read_text()
+    missing = [f"{v.name} seed {s} {f:g}" for v in cfg.variants for s in cfg.seeds for f in cfg.fractions
+               if (v.name, s, f) not in done]
     scope = ("the whole grid" if doc["complete"] else
              f"a slice of the grid: seeds {cfg.seeds}, label fractions {cfg.fractions} (the full preset has seeds "
-             f"{full.seeds} and fractions {full.fractions})")
+             f"{full.seeds} and fractions {full.fractions})" + (f"; runs not finished yet: {', '.join(missing)}" if missing else ""))
     md += (f"\nPreset `{cfg_path.relative_to(ROOT)}`; this file holds {scope}. "
            f"Regenerate: `python benchmarks/ssl_busi.py --preset {args.preset}"
+           + (" --reuse-supervised" if args.reuse_supervised else "")
            + (f" --seeds {' '.join(map(str, cfg.seeds))}" if not doc["complete"] else "")
            + (f" --fractions {' '.join(f'{f:g}' for f in cfg.fractions)}" if not doc["complete"] else "") + "`.\n"
            f"\nMachine: {doc['machine']['platform']}, torch {doc['machine']['torch']}, {doc['machine']['device']}.\n")

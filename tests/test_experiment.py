@@ -58,6 +58,14 @@ def test_ssl_grid_end_to_end_and_resume(grid_setup):
     ok(runner.invoke(app, ["experiment", "ssl-grid", "--config", str(d / "grid.yaml")]))
     assert (out / "finetune" / "supervised" / "frac1_seed0" / "checkpoints" / "best.ckpt").stat().st_mtime == stamp
     assert json.loads((out / "results.json").read_text())["rows"] == rows
+    # collecting only (no training) gives the same rows; a missing run is left out, not trained
+    import shutil
+
+    shutil.rmtree(out / "finetune" / "pirl_freq" / "frac1_seed0")
+    grid = SSLGrid(load_config(d / "grid.yaml", cls=SSLGridConfig))
+    got = grid.run(train=False)
+    assert not (out / "finetune" / "pirl_freq" / "frac1_seed0").exists()
+    assert got == [r for r in rows if not (r["variant"] == "pirl_freq" and r["fraction"] == 1.0)]
 
 
 @pytest.mark.parametrize("override, match", [

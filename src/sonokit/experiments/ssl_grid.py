@@ -225,16 +225,21 @@ class SSLGrid:
         return enc
 
     # --- the grid -------------------------------------------------------------------------------------------
-    def run(self) -> list[dict]:
+    def run(self, *, train: bool = True) -> list[dict]:
+        """Run the grid; with ``train=False`` only collect (and score) the runs that already finished."""
         from ..cli.config import load_config
 
         self.out.mkdir(parents=True, exist_ok=True)
         sets = self.eval_sets()
         for v in self.cfg.variants:
+            if not train and v.method is not None and not (self.out / "pretrain" / v.name / "encoder.safetensors").exists():
+                continue
             enc = self.pretrain(v)
             for seed in self.cfg.seeds:
                 for frac, epochs, val_every in zip(self.cfg.fractions, self.cfg.epochs, self.cfg.val_every):
                     run = self.out / "finetune" / v.name / f"frac{frac:g}_seed{seed}"
+                    if not train and not (run / "eval" / "time.json").exists():
+                        continue
                     ov = [*self.cfg.finetune_set, f"data.fraction={frac}", f"seed={seed}", f"out_dir={run}",
                           f"optim.epochs={epochs}", f"trainer.check_val_every_n_epoch={val_every}",
                           f"name={v.name}_frac{frac:g}", "trainer.progress=none"]
