@@ -17,26 +17,9 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from .segment import collect_files
+
 console = Console()
-
-
-def _files(paths: list[Path]) -> list[Path]:
-    from ..data.datasets.dicom import _is_dicom
-    from ..data.io import IMAGE_SUFFIXES
-    from ..errors import DataError
-
-    files: list[Path] = []
-    for p in paths:
-        if not p.exists():
-            raise DataError(f"input '{p}' does not exist")
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and (q.suffix.lower() in IMAGE_SUFFIXES or _is_dicom(q)))
-            if not found:
-                raise DataError(f"folder '{p}' holds no images; expected {', '.join(IMAGE_SUFFIXES)} or DICOM files")
-            files.extend(found)
-        else:
-            files.append(p)
-    return files
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -109,7 +92,7 @@ def enhance_cmd(
     out.mkdir(parents=True, exist_ok=True)
     failed: list[tuple[Path, str]] = []
     n = 0
-    for f in _files(images):
+    for f in collect_files(images):
         try:
             if _is_dicom(f):
                 frames = _frames(f)[0]  # (F, H, W) float32 [0, 1]

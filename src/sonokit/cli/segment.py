@@ -10,10 +10,10 @@ from rich.console import Console
 console = Console()
 
 
-def _inputs(paths: list[Path]):
-    """Yield (name, image (H, W) float, spacing) for files, folders and DICOM (every frame)."""
-    from ..data.datasets.dicom import DicomReader, _is_dicom
-    from ..data.io import IMAGE_SUFFIXES, read_image
+def collect_files(paths: list[Path]) -> list[Path]:
+    """Files named on the command line plus every image / DICOM file under the named folders (sorted)."""
+    from ..data.datasets.dicom import _is_dicom
+    from ..data.io import IMAGE_SUFFIXES
     from ..errors import DataError
 
     files: list[Path] = []
@@ -27,7 +27,16 @@ def _inputs(paths: list[Path]):
             files.extend(found)
         else:
             files.append(p)
-    for f in files:
+    return files
+
+
+def _inputs(paths: list[Path]):
+    """Yield (name, image (H, W) float, spacing) for files, folders and DICOM (every frame)."""
+    from ..data.datasets.dicom import DicomReader, _is_dicom
+    from ..data.io import read_image
+    from ..errors import DataError
+
+    for f in collect_files(paths):
         if _is_dicom(f):
             r = DicomReader(f)
             for rec in r.records:

@@ -131,10 +131,28 @@ def prepare_run_dir(out: Path, resume: bool) -> Path:
     return last
 
 
+def load_or_make_split(reader, split_path: str | None, out_dir: Path, *, seed: int, fractions=(1.0,)) -> dict:
+    """The split file ``split_path`` (checked against the dataset), or, without one, a random 70/10/20 split
+    saved to ``out_dir/split.json`` with a warning that it ignores duplicates."""
+    from ..data.splits import load_split, make_split, save_split, verify_split
+
+    if split_path:
+        split = load_split(split_path)
+        verify_split(split, reader.ids, split_path)
+        return split
+    console.print("[yellow]no data.split given: making a random 70/10/20 split WITHOUT duplicate detection "
+                  f"(saved to {out_dir / 'split.json'}); use `sonokit data split` for a de-duplicated one[/]")
+    split = make_split(reader.ids, labels={r.id: r.label for r in reader.records},
+                       groups={r.id: r.group for r in reader.records}, seeds=(seed,),
+                       fractions=tuple(sorted(set(fractions))), dataset=reader.name)
+    save_split(split, out_dir / "split.json")
+    return split
+
+
 def build_datasets(cfg: SegmentConfig, out_dir: Path):
     from ..data import open_dataset
     from ..data.loader import SegmentationDataset
-    from ..data.splits import load_split, make_split, save_split, select_ids, verify_split
+    from ..data.splits import select_ids
 
     d = cfg.data
     if d.root is None:
@@ -144,16 +162,7 @@ def build_datasets(cfg: SegmentConfig, out_dir: Path):
     if not 0 < d.fraction <= 1:
         raise ConfigError(f"data.fraction must be in (0, 1], found {d.fraction}")
     reader = open_dataset(d.root, d.format)
-    if d.split:
-        split = load_split(d.split)
-        verify_split(split, reader.ids, d.split)
-    else:
-        console.print("[yellow]no data.split given: making a random 70/10/20 split WITHOUT duplicate detection "
-                      f"(saved to {out_dir / 'split.json'}); use `sonokit data split` for a de-duplicated one[/]")
-        split = make_split(reader.ids, labels={r.id: r.label for r in reader.records},
-                           groups={r.id: r.group for r in reader.records}, seeds=(cfg.seed,),
-                           fractions=tuple(sorted({d.fraction, 1.0})), dataset=reader.name)
-        save_split(split, out_dir / "split.json")
+    split = load_or_make_split(reader, d.split, out_dir, seed=cfg.seed, fractions=(d.fraction, 1.0))
     labels = {r.id: r.label for r in reader.records}
     train_ids = select_ids(split, "train", seed=cfg.seed, fraction=d.fraction)
     val_ids = select_ids(split, "val")

@@ -16,7 +16,7 @@ import yaml
 
 from ..errors import ConfigError
 from .config import EnhanceConfig, load_config, to_dict
-from .train import console, kept_metrics, make_trainer, prepare_run_dir
+from .train import console, kept_metrics, load_or_make_split, make_trainer, prepare_run_dir
 
 
 def degrade_dict(cfg: EnhanceConfig) -> dict:
@@ -39,19 +39,10 @@ def degrade_dict(cfg: EnhanceConfig) -> dict:
 
 
 def _split_ids(cfg: EnhanceConfig, reader, out: Path) -> tuple[list[str], list[str]]:
-    from ..data.splits import load_split, make_split, save_split, select_ids, verify_split
+    from ..data.splits import select_ids
 
     d = cfg.data
-    if d.split:
-        split = load_split(d.split)
-        verify_split(split, reader.ids, d.split)
-    else:
-        console.print("[yellow]no data.split given: making a random 70/10/20 split WITHOUT duplicate detection "
-                      f"(saved to {out / 'split.json'}); use `sonokit data split` for a de-duplicated one[/]")
-        split = make_split(reader.ids, labels={r.id: r.label for r in reader.records},
-                           groups={r.id: r.group for r in reader.records}, seeds=(cfg.seed,), fractions=(1.0,),
-                           dataset=reader.name)
-        save_split(split, out / "split.json")
+    split = load_or_make_split(reader, d.split, out, seed=cfg.seed)
     train_ids, val_ids = select_ids(split, "train"), select_ids(split, "val")
     if d.classes:
         labels = {r.id: r.label for r in reader.records}
