@@ -72,7 +72,7 @@ def main() -> None:
     preset = PRESETS[args.preset]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows, runs_meta = [], []
+    rows, runs_meta, rev = [], [], commit()
     for seed in args.seeds:  # seed-major: every finished seed gives a complete column of fractions
         for frac in args.fractions:
             run_dir = Path(args.runs) / args.preset / f"frac{frac:g}_seed{seed}"
@@ -90,7 +90,7 @@ def main() -> None:
             for m in METRICS:
                 rows.append({"method": "supervised", "model": cfg.model.name, "dataset": "busi", "split": "test",
                              "fraction": frac, "seed": seed, "metric": m, "value": ev["aggregate"][m]["mean"],
-                             "commit": commit()})
+                             "commit": rev})
             print(f"seed {seed} fraction {frac:g}: test Dice {ev['aggregate']['dice']['mean']:.4f} "
                   f"({n_train} train images, {secs:.0f}s)", flush=True)
             write(out, args, preset, rows, runs_meta)

@@ -153,6 +153,7 @@ class SSLGrid:
             raise ConfigError(f"the fine-tune config '{cfg.finetune}' has no data.split; the grid needs a fixed split")
         self.rows: list[dict] = []
         self.choices: dict[str, str] = {}
+        self.commit = _commit()  # once: every row of this run carries it
 
     # --- evaluation sets -------------------------------------------------------------------------------
     def eval_sets(self) -> list[dict]:
@@ -255,7 +256,7 @@ class SSLGrid:
                                               "pretext": self.choices.get(v.name, "none"), "dataset": es["dataset"],
                                               "split": es["name"], "fraction": frac, "seed": seed, "metric": m,
                                               "value": ev["aggregate"][m]["mean"], "n": ev["n"], "seconds": round(secs, 1),
-                                              "commit": _commit()})
+                                              "commit": self.commit})
                     self.log(f"{v.name} fraction {frac:g} seed {seed}: " + ", ".join(
                         f"{es['name']} Dice {evs[es['name']]['aggregate']['dice']['mean']:.4f}" for es in sets))
                     self.write()
