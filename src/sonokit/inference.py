@@ -25,6 +25,16 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def load_task_weights(model: torch.nn.Module, ckpt: dict, path: str | Path, name: str) -> torch.nn.Module:
+    """Load the ``model.*`` tensors of a sonokit Lightning checkpoint into ``model`` (clear error on mismatch)."""
+    sd = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint '{path}' does not fit model '{name}': {str(e)[:300]}") from None
+    return model
+
+
 @dataclass
 class Segmenter:
     """A model ready for inference: ``predict(image (1,H,W) or (H,W)) -> probability map (H, W)``.
@@ -49,12 +59,7 @@ class Segmenter:
         kw = dict(hp.get("model_kwargs") or {})
         kw.pop("encoder_weights", None)  # the trained weights are in the state dict
         kw.pop("encoder_checkpoint", None)
-        model = create_model(hp["model"], **kw)
-        sd = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-        try:
-            model.load_state_dict(sd)
-        except RuntimeError as e:
-            raise CheckpointError(f"checkpoint '{path}' does not fit model '{hp['model']}': {str(e)[:300]}") from None
+        model = load_task_weights(create_model(hp["model"], **kw), ckpt, path, hp["model"])
         dev = torch.device(device)
         return cls(model.eval().to(dev), int(hp["image_size"]), hp, dev, threshold, tta)
 

@@ -16,7 +16,7 @@ import yaml
 
 from ..errors import ConfigError
 from .config import PretrainConfig, load_config, to_dict
-from .train import console, kept_metrics, make_trainer, prepare_run_dir
+from .train import cli_overrides, console, kept_metrics, make_trainer, prepare_run_dir
 
 
 def pretrain_ids(cfg: PretrainConfig, reader) -> list[str]:
@@ -152,9 +152,4 @@ def pretrain_cmd(
     --set method.pretext=freq+cross_jigsaw --out runs/rcl ; then sonokit train segment ...
     --set model.encoder_checkpoint=runs/rcl/encoder.safetensors
     """
-    overrides = list(set_)
-    if out is not None:
-        overrides.append(f"out_dir={out}")
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    run_pretrain(load_config(config, overrides, cls=PretrainConfig), resume=resume)
+    run_pretrain(load_config(config, cli_overrides(set_, out, seed), cls=PretrainConfig), resume=resume)

@@ -119,6 +119,11 @@ def kept_metrics(out: Path, last: Path | None):
         _merge_history(out, old)
 
 
+def cli_overrides(set_: list[str], out: Path | None, seed: int | None) -> list[str]:
+    """The ``--set`` overrides plus ``--out`` and ``--seed`` as config overrides (shared by the train commands)."""
+    return [*set_, *([f"out_dir={out}"] if out is not None else []), *([f"seed={seed}"] if seed is not None else [])]
+
+
 def prepare_run_dir(out: Path, resume: bool) -> Path:
     """Refuse to overwrite a run; with ``resume`` require its last checkpoint. Returns last.ckpt's path."""
     last = out / "checkpoints" / "last.ckpt"
@@ -248,10 +253,5 @@ def segment_cmd(
 
     Example: sonokit train segment --config configs/busi_resunet18_cpu.yaml --seed 1 --out runs/busi_s1
     """
-    overrides = list(set_)
-    if out is not None:
-        overrides.append(f"out_dir={out}")
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, cli_overrides(set_, out, seed))
     run_segmentation(cfg, resume=resume)

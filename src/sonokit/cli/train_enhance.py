@@ -16,7 +16,7 @@ import yaml
 
 from ..errors import ConfigError
 from .config import EnhanceConfig, load_config, to_dict
-from .train import console, kept_metrics, load_or_make_split, make_trainer, prepare_run_dir
+from .train import cli_overrides, console, kept_metrics, load_or_make_split, make_trainer, prepare_run_dir
 
 
 def degrade_dict(cfg: EnhanceConfig) -> dict:
@@ -178,9 +178,4 @@ def enhance_train_cmd(
 
     Example: sonokit train enhance --config configs/enhance_busi_cpu.yaml --out runs/enh_busi
     """
-    overrides = list(set_)
-    if out is not None:
-        overrides.append(f"out_dir={out}")
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    run_enhance(load_config(config, overrides, cls=EnhanceConfig), resume=resume)
+    run_enhance(load_config(config, cli_overrides(set_, out, seed), cls=EnhanceConfig), resume=resume)

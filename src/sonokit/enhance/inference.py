@@ -21,7 +21,7 @@ from .models import Enhancer, create_enhancer
 
 def load_enhancer(path: str | Path, *, device: str = "cpu") -> tuple[Enhancer, dict]:
     """The network of a ``sonokit train enhance`` checkpoint, in eval mode on ``device``, and its hparams."""
-    from ..inference import read_checkpoint
+    from ..inference import load_task_weights, read_checkpoint
 
     ckpt = read_checkpoint(path)
     hp = dict(ckpt["hyper_parameters"])
@@ -30,12 +30,7 @@ def load_enhancer(path: str | Path, *, device: str = "cpu") -> tuple[Enhancer, d
                               f"it records {sorted(hp)[:8]}")
     kw = dict(hp.get("model_kwargs") or {})
     kw.pop("weights", None)  # the trained weights are in the state dict
-    net = create_enhancer(hp["model"], **kw)
-    sd = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    try:
-        net.load_state_dict(sd)
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint '{path}' does not fit model '{hp['model']}': {str(e)[:300]}") from None
+    net = load_task_weights(create_enhancer(hp["model"], **kw), ckpt, path, hp["model"])
     return net.eval().to(torch.device(device)), hp
 
 
