@@ -21,7 +21,8 @@ $(VENV)/.sonokit-installed: pyproject.toml
 	touch $@
 
 # phantom data -> split -> train -> evaluate -> segment -> HTML report, then SSL: pretrain -> fine-tune ->
-# in-domain + out-of-distribution table and report (about 6 minutes on 2 CPU cores)
+# in-domain + out-of-distribution table and report, then enhancement: train -> enhance -> enhance-bench
+# (about 8 minutes on 2 CPU cores)
 demo: install
 	rm -rf $(DEMO_DIR)
 	$(SONOKIT) simulate phantom --n 160 --size 160 --seed 0 --out $(DEMO_DIR)/phantom
@@ -36,7 +37,15 @@ demo: install
 	$(SONOKIT) experiment ssl-grid --config configs/demo_ssl_grid_cpu.yaml --out $(DEMO_DIR)/ssl_grid \
 		--set "finetune_set=[data.root=$(DEMO_DIR)/phantom, data.split=$(DEMO_DIR)/phantom_split.json]" \
 		--set "pretrain_set=[data.root=$(DEMO_DIR)/phantom, data.split=$(DEMO_DIR)/phantom_split.json]"
-	@echo "reports: $(DEMO_DIR)/run/report.html and $(DEMO_DIR)/ssl_grid/report.html"
+	$(SONOKIT) train enhance --config configs/enhance_phantom_cpu.yaml --out $(DEMO_DIR)/enhance \
+		--set data.root=$(DEMO_DIR)/phantom --set data.split=$(DEMO_DIR)/phantom_split.json
+	$(SONOKIT) enhance $(DEMO_DIR)/phantom/images/phantom_0000.png --checkpoint $(DEMO_DIR)/enhance/checkpoints/best.ckpt \
+		--out $(DEMO_DIR)/enhanced
+	$(SONOKIT) experiment enhance-bench --config configs/demo_enhance_bench_cpu.yaml --out $(DEMO_DIR)/enhance_bench \
+		--set frames.root=$(DEMO_DIR)/phantom --set frames.split=$(DEMO_DIR)/phantom_split.json \
+		--set "enhancers=[{name: dncnn_small, checkpoint: $(DEMO_DIR)/enhance/checkpoints/best.ckpt}]" \
+		--set "segmentation=[{name: phantom, config: configs/demo_phantom_cpu.yaml, checkpoint: $(DEMO_DIR)/run/checkpoints/last.ckpt, set: [data.root=$(DEMO_DIR)/phantom, data.split=$(DEMO_DIR)/phantom_split.json], max_images: 24}]"
+	@echo "reports: $(DEMO_DIR)/run/report.html, $(DEMO_DIR)/ssl_grid/report.html and $(DEMO_DIR)/enhance_bench/report.html"
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider

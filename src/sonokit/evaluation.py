@@ -33,11 +33,14 @@ def evaluate(
     batch_size: int = 8,
     save_predictions: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict:
     """Predict each sample, resize back to its original size, threshold, score against the original mask.
 
     Returns ``{"name", "n", "skipped", "aggregate": {metric: {mean, std, n}}, "rows": [...]}`` and, with
     ``out_dir``, writes ``<name>.json``, ``<name>_per_image.csv`` and predicted masks under ``<name>_pred/``.
+    ``transform`` maps each (1, H, W) image to the (1, H, W) image the model sees (e.g. an enhancer run before
+    segmentation); the mask and the metrics stay those of the original image.
     """
     reader = open_dataset(data_root, data_format)
     ids = ids if ids is not None else reader.ids
@@ -59,7 +62,7 @@ def evaluate(
             batch.append(s)
         if not batch:
             continue
-        probs = segmenter.predict_batch([s.image for s in batch])
+        probs = segmenter.predict_batch([s.image if transform is None else transform(s.image) for s in batch])
         for s, pr in zip(batch, probs):
             pred = pr >= segmenter.threshold
             m = segmentation_metrics(pred, s.mask[0], s.spacing)

@@ -187,7 +187,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, title: s
                             "<p>Ground truth green, prediction red.</p><div class='gallery'>" +
                             "".join(f"<figure><img src='{src}'><figcaption>{html.escape(cap)}</figcaption></figure>"
                                     for src, cap in figs) + "</div>")
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>sonokit report</title><style>{_CSS}</style></head><body>{''.join(sections)}</body></html>"
-    path = Path(out) if out else root / "report.html"
+    return write_page(Path(out) if out else root / "report.html", "sonokit report", sections)
+
+
+def write_page(path: str | Path, title: str, sections: list[str]) -> Path:
+    """Write one self-contained HTML page (sonokit's style) from HTML fragments; returns its path."""
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style>"
+            f"</head><body>{''.join(sections)}</body></html>")
+    path = Path(path)
     path.write_text(page, encoding="utf-8")
     return path
