@@ -93,6 +93,8 @@ def test_enhance_cli_png_odd_size_and_dicom(trained, tmp_path):
     save(tmp_path / "in" / "odd.png", (rng.random((70, 90)) * 255).astype(np.uint8))
     rgb = (rng.random((33, 41, 3)) * 255).astype(np.uint8)
     save(tmp_path / "in" / "colour.png", rgb)  # RGB: converted to luma (documented), output gray
+    deep = (rng.random((30, 36)) * 65535).astype(np.uint16)
+    save(tmp_path / "in" / "deep.png", deep)  # 16-bit: scaled by 1/65535 to [0, 1] (documented), output 8-bit
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -106,10 +108,14 @@ def test_enhance_cli_png_odd_size_and_dicom(trained, tmp_path):
     ds.PixelData = (rng.random((40, 52)) * 255).astype(np.uint8).tobytes()
     ds.save_as(tmp_path / "in" / "us.dcm", enforce_file_format=True)
     out = tmp_path / "out"
-    ok(runner.invoke(app, ["enhance", str(tmp_path / "in"), "--checkpoint", str(trained / "checkpoints" / "best.ckpt"),
-                           "--out", str(out), "--tile", "32", "--overlap", "24"]))
+    r = runner.invoke(app, ["enhance", str(tmp_path / "in"), "--checkpoint", str(trained / "checkpoints" / "best.ckpt"),
+                            "--out", str(out), "--tile", "32", "--overlap", "24"])
+    ok(r)
     assert np.asarray(Image.open(out / "odd_enhanced.png")).shape == (70, 90)
     assert np.asarray(Image.open(out / "colour_enhanced.png")).shape == (33, 41)
+    d16 = np.asarray(Image.open(out / "deep_enhanced.png"))
+    assert d16.shape == (30, 36) and d16.dtype == np.uint8
+    assert "converted: RGB to gray" in r.output and "converted: 16-bit to [0, 1]" in r.output
     assert np.asarray(Image.open(out / "us_enhanced.png")).shape == (40, 52)
     d = pydicom.dcmread(out / "us_enhanced.dcm")
     assert d.pixel_array.shape == (40, 52) and d.pixel_array.dtype == np.uint8

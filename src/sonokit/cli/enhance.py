@@ -115,7 +115,8 @@ def enhance_cmd(
                 notes = [k for k in ("colour", "bit_depth") if k in info]
                 console.print(f"{f.name}: {img.shape[1]}x{img.shape[0]} px"
                               + (" (tiled)" if max(img.shape) > tile else "")
-                              + (f" [converted: {', '.join(notes)}]" if notes else ""))
+                              + (" (converted: " + ", ".join({"colour": "RGB to gray (luma)", "bit_depth": f"{info.get('bit_depth')}-bit to [0, 1]"}[k]
+                                                for k in notes) + ")" if notes else ""))
             n += 1
         except (DataError, ValueError) as e:
             msg = str(e) if str(f) in str(e) else f"'{f}': {e}"
