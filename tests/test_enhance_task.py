@@ -201,3 +201,25 @@ def test_losses_and_degradation_options():
         build_degradations({"noises": {"poisson": {}}})
     with pytest.raises(ValueError, match="sigma"):
         build_degradations({"noises": {"gaussian": {"sigma": [0.2, 0.1]}}})
+
+
+def test_enhance_at_training_scale(phantom, tmp_path):
+    from sonokit.enhance.inference import at_scale
+
+    run = tmp_path / "small"
+    ok(runner.invoke(app, _args(phantom, run) + ["--set", "data.max_side=48", "--set", "data.patch_size=16"]))
+    ck = run / "checkpoints" / "best.ckpt"
+    net, hp = load_enhancer(ck)
+    assert hp["image"]["max_side"] == 48
+    img = (np.random.default_rng(1).random((96, 80)) * 255).astype(np.uint8)
+    save(tmp_path / "in" / "big.png", img)
+    r = runner.invoke(app, ["enhance", str(tmp_path / "in" / "big.png"), "--checkpoint", str(ck), "--out",
+                            str(tmp_path / "o1"), "--training-scale"])
+    assert "note:" not in ok(r)
+    got = np.asarray(Image.open(tmp_path / "o1" / "big_enhanced.png"))
+    seen = []
+    want = at_scale(lambda x: (seen.append(x.shape), enhance_image(net, x))[1], img / 255.0, 48)
+    assert seen == [(48, 40)] and got.shape == (96, 80)
+    assert np.abs(got.astype(int) - np.round(want * 255).astype(int)).max() <= 1
+    r = runner.invoke(app, ["enhance", str(tmp_path / "in" / "big.png"), "--checkpoint", str(ck), "--out", str(tmp_path / "o2")])
+    assert "trained on frames downscaled to <= 48 px" in ok(r).replace("\n", " ")

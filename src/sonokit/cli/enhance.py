@@ -68,13 +68,16 @@ def enhance_cmd(
     overlap: int = typer.Option(64, help="Overlap between tiles in pixels."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first unreadable image instead of skipping it."),
+    training_scale: bool = typer.Option(False, "--training-scale", help="Enhance at the pixel scale the model was "
+                                        "trained at (downscale to its max_side, enhance, resize back) instead of "
+                                        "at the image's own resolution."),
 ) -> None:
     """Enhance images of any size with a trained enhancement model (deconvolution + denoising)."""
     import torch
 
     from ..data.datasets.dicom import _frames, _is_dicom
     from ..data.io import read_image, write_png
-    from ..enhance.inference import enhance_image, load_enhancer
+    from ..enhance.inference import at_scale, enhance_image, load_enhancer
     from ..errors import ConfigError, DataError
 
     net, hp = load_enhancer(checkpoint, device=device)
@@ -85,9 +88,14 @@ def enhance_cmd(
     if not 0 <= overlap < tile:
         raise ConfigError(f"--overlap must be in [0, tile) = [0, {tile}); found {overlap}")
     ms = (hp.get("image") or {}).get("max_side")
-    if ms:
+    if ms and not training_scale:
         console.print(f"[yellow]note:[/] this model was trained on frames downscaled to <= {ms} px; at another "
-                      "pixel scale the blur it learned to undo has another size in pixels")
+                      "pixel scale the blur it learned to undo has another size in pixels (--training-scale "
+                      "enhances larger images at that scale and resizes the result back)")
+    scale = ms if training_scale else None
+
+    def run(im):
+        return at_scale(lambda x: enhance_image(net, x, tile=tile, overlap=overlap), im, scale)
     torch.set_grad_enabled(False)
     out.mkdir(parents=True, exist_ok=True)
     failed: list[tuple[Path, str]] = []
@@ -100,7 +108,7 @@ def enhance_cmd(
                 for k, fr in enumerate(frames):
                     if not np.isfinite(fr).all():
                         raise DataError(f"DICOM '{f}' frame {k} holds NaN/Inf pixels; expected finite values")
-                    outs.append(enhance_image(net, fr, tile=tile, overlap=overlap))
+                    outs.append(run(fr))
                     name = f.stem if len(frames) == 1 else f"{f.stem}_f{k}"
                     write_png(out / f"{name}_enhanced.png", outs[-1])
                 write_enhanced_dicom(f, outs, out / f"{f.stem}_enhanced.dcm")
@@ -110,7 +118,7 @@ def enhance_cmd(
                 img, info = read_image(f)
                 if not np.isfinite(img).all():
                     raise DataError(f"image '{f}' holds NaN/Inf pixels; expected finite values")
-                y = enhance_image(net, img, tile=tile, overlap=overlap)
+                y = run(img)
                 write_png(out / f"{f.stem}_enhanced.png", y)
                 notes = [k for k in ("colour", "bit_depth") if k in info]
                 console.print(f"{f.name}: {img.shape[1]}x{img.shape[0]} px"

@@ -66,3 +66,20 @@ def enhance_image(net: Enhancer, image: np.ndarray | torch.Tensor, *, tile: int 
         ov = overlap if overlap == 0 or overlap >= m else m  # tiles stay on the network's grid
         y = tiled_apply(net, x, tile=tile, overlap=ov, multiple=m)
     return y[0, 0].clamp(0, 1).float().cpu().numpy()
+
+
+def at_scale(fn, image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Run ``fn`` ((h, w) -> (h, w) float image) at a pixel scale where the longer side is at most ``max_side``:
+    area-downscale, ``fn``, bilinear resize back to the input's (H, W), clip to [0, 1]. ``max_side=None`` or
+    an image already that small: ``fn(image)`` unchanged. Used to run an enhancer at the scale it was trained
+    at (its checkpoint's ``image.max_side``), e.g. by ``sonokit enhance --training-scale``."""
+    from ..data.pairs import downscale
+
+    image = np.asarray(image, dtype=np.float32)
+    H, W = image.shape
+    if max_side is None or max(H, W) <= max_side:
+        return np.asarray(fn(image), dtype=np.float32)
+    y = np.asarray(fn(downscale(image, max_side)), dtype=np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(y))[None, None]
+    return torch.nn.functional.interpolate(t, size=(H, W), mode="bilinear", align_corners=False)[0, 0].clamp(0, 1).numpy()
+

@@ -35,7 +35,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .ssl_grid import _asdict, _commit
@@ -122,16 +121,10 @@ class Method:
 
 
 def apply_at_scale(method: Method, image: np.ndarray) -> np.ndarray:
-    """Run ``method`` at its pixel scale: downscale (area) so the longer side is ``max_side``, restore, and
-    resize back (bilinear) to the input's size. Images already that small are restored as they are."""
-    from ..data.pairs import downscale
+    """Run ``method`` at its pixel scale (:func:`sonokit.enhance.inference.at_scale` with its ``max_side``)."""
+    from ..enhance.inference import at_scale
 
-    H, W = image.shape
-    if method.max_side is None or max(H, W) <= method.max_side:
-        return np.asarray(method.fn(image), dtype=np.float32)
-    y = np.asarray(method.fn(downscale(image, method.max_side)), dtype=np.float32)
-    t = torch.from_numpy(np.ascontiguousarray(y))[None, None]
-    return F.interpolate(t, size=(H, W), mode="bilinear", align_corners=False)[0, 0].clamp(0, 1).numpy()
+    return at_scale(method.fn, image, method.max_side)
 
 
 def degrade_frame(ref: np.ndarray, setting: NoiseSetting, seed: int, *, dynamic_range_db: float) -> np.ndarray:
