@@ -58,6 +58,10 @@ def test_ssl_grid_end_to_end_and_resume(grid_setup):
     ok(runner.invoke(app, ["experiment", "ssl-grid", "--config", str(d / "grid.yaml")]))
     assert (out / "finetune" / "supervised" / "frac1_seed0" / "checkpoints" / "best.ckpt").stat().st_mtime == stamp
     assert json.loads((out / "results.json").read_text())["rows"] == rows
+    from safetensors import safe_open
+
+    with safe_open(str(out / "pretrain" / "rcl_perceptual" / "encoder.safetensors"), framework="pt") as fh:
+        assert json.loads((out / "results.json").read_text())["pretext_choices"]["rcl_perceptual"] == fh.metadata()["pretext"]
     # collecting only (no training) gives the same rows; a missing run is left out, not trained
     import shutil
 

@@ -210,12 +210,16 @@ class SSLGrid:
 
         if v.method is None:
             return None
-        pretext = self.resolve_pretext(v)
-        self.choices[v.name] = pretext
         run = self.out / "pretrain" / v.name
         enc = run / "encoder.safetensors"
-        if enc.exists():
+        if enc.exists():  # the view it WAS pretrained with ('best' may point elsewhere once more runs finish)
+            from safetensors import safe_open
+
+            with safe_open(str(enc), framework="pt") as fh:
+                self.choices[v.name] = (fh.metadata() or {}).get("pretext") or str(v.pretext)
             return enc
+        pretext = self.resolve_pretext(v)
+        self.choices[v.name] = pretext
         cfg = load_config(self.cfg.pretrain, [*self.pre_overrides, f"method.name={v.method}", f"method.pretext={pretext}",
                                               f"out_dir={run}", f"name={v.name}", "trainer.progress=none"],
                           cls=PretrainConfig)
