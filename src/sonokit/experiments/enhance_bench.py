@@ -434,7 +434,9 @@ class EnhanceBench:
 
         def cell(study, setting, method, metric, digits=2, dataset=None):
             m, s = self.value(study, setting, method, metric, dataset)
-            return "—" if math.isnan(m) else fmt_mean_std(m, s, digits)
+            n = next((r["n"] for r in self.rows if (r["study"], r["setting"], r["method"], r["metric"]) ==
+                      (study, setting, method, metric) and (dataset is None or r["dataset"] == dataset)), 0)
+            return "—" if math.isnan(m) else (f"{m:.{digits}f}" if n == 1 else fmt_mean_std(m, s, digits))
 
         out = []
         methods = list(dict.fromkeys(r["method"] for r in self.rows if r["study"] == "noise"))
