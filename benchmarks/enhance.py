@@ -35,7 +35,10 @@ from sonokit.reports.tables import markdown_table  # noqa: E402
 
 
 def speed_rows(bench: EnhanceBench, setting: str) -> tuple[list[list], dict]:
-    methods = list(dict.fromkeys(r["method"] for r in bench.rows if r["study"] == "noise" and r["setting"] == setting))
+    """The speed table and, for the networks and NLLR (the issue's "NLLR or the enhancer"), the target verdict."""
+    rows_ = [r for r in bench.rows if r["study"] == "noise" and r["setting"] == setting]
+    methods = list(dict.fromkeys(r["method"] for r in rows_))
+    kind = {r["method"]: r["kind"] for r in rows_}
     val = {m: {k: bench.value("noise", setting, m, k)[0] for k in ("psnr", "ssim", "seconds")} for m in methods}
     ref = val.get("bm3d")
     rows, verdict = [], {}
@@ -44,7 +47,7 @@ def speed_rows(bench: EnhanceBench, setting: str) -> tuple[list[list], dict]:
         speed = ref["seconds"] / v["seconds"] if ref and v["seconds"] > 0 and m != "input" else math.nan
         rows.append([m, f"{v['psnr']:.2f}", f"{v['ssim']:.3f}", "—" if m == "input" else f"{v['seconds']:.3f}",
                      "—" if math.isnan(speed) else f"{speed:.1f}x"])
-        if ref and m not in ("input", "bm3d"):
+        if ref and (kind[m] == "network" or m == "nllr"):
             verdict[m] = {"psnr_minus_bm3d_db": v["psnr"] - ref["psnr"], "speedup_vs_bm3d": speed,
                           "meets_target": bool(v["psnr"] >= ref["psnr"] - 0.05 and speed >= 5)}
     return rows, verdict
@@ -114,9 +117,16 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1, default=float))
     md = (bench.out / "results.md").read_text().splitlines()
     md[0] = f"# Blind enhancement benchmark ({bench.cfg.name})"
-    md += ["", f"Regenerate: `python benchmarks/enhance.py --config {Path(args.config).relative_to(ROOT) if Path(args.config).is_absolute() else args.config}`"
-           f" (this invocation: {bench_s / 60:.0f} min; finished parts are cached and not recomputed; machine: "
-           f"{doc['machine']['device']}, {doc['machine']['threads']} threads, commit {bench.commit}).", ""]
+    import os
+
+    cfg_shown = os.path.relpath(args.config, ROOT) if Path(args.config).is_absolute() else args.config
+    comp = [r["computed"] for r in bench.rows if r.get("computed")]
+    commits = sorted({c.get("commit", "?") for c in comp})
+    md += ["", f"Regenerate: `python benchmarks/enhance.py --config {cfg_shown}`. Every result is cached with the inputs "
+           f"that decide it and recomputed when they change; this invocation took {bench_s / 60:.0f} min. The results were "
+           f"computed at commit(s) {', '.join(commits)} on {doc['machine']['device']} with "
+           f"{', '.join(sorted({str(c.get('threads')) for c in comp}))} threads; each row's provenance is in "
+           "`enhance.json` (`rows[].computed`).", ""]
     from sonokit.enhance.models import create_enhancer
 
     trows = []
@@ -125,16 +135,19 @@ def main() -> None:
         cfg = yaml.safe_load((bench.out / "models" / e.name / "config.yaml").read_text()) if tj.exists() else None
         if cfg:
             n = sum(p.numel() for p in create_enhancer(cfg["model"]["name"]).parameters())
-            trows.append([e.name, cfg["model"]["name"], f"{n / 1e6:.2f}M", e.config, cfg["target"]["kind"],
-                          f"{json.loads(tj.read_text())['seconds'] / 60:.1f}"])
+            rec = json.loads(tj.read_text())
+            trows.append([e.name, cfg["model"]["name"], f"{n / 1e6:.2f}M", e.config + (" " + " ".join(e.set) if e.set else ""),
+                          cfg["target"]["kind"], str(cfg["data"].get("max_side") or "full"),
+                          f"{rec['seconds'] / 60:.1f} ({rec.get('device', '?')}, {rec.get('threads', '?')} threads)"])
     if trows:
-        md += ["## Networks", "", markdown_table(["name", "model", "parameters", "config", "targets", "training (min, 2 CPU cores)"],
-                                                trows), ""]
+        md += ["## Networks", "", markdown_table(["name", "model", "parameters", "config", "targets", "frames at (px)",
+                                                 "training (min)"], trows), ""]
     if srows:
-        md += [f"## Speed at {sigma_setting} (same frames, same run; seconds per frame at <= {bench.cfg.frames.max_side} px)", "",
+        md += [f"## Speed at {sigma_setting} (same frames; seconds per frame at <= {bench.cfg.frames.max_side} px, "
+               "as measured when each result was computed)", "",
                markdown_table(["method", "PSNR (dB)", "SSIM", "s / frame", "speed vs BM3D"], srows), ""]
         hits = [m for m, v in verdict.items() if v["meets_target"]]
-        md.append("Target (match BM3D's PSNR at >= 5x its speed): " + (f"met by {', '.join(hits)}." if hits else "not met: " + "; ".join(
+        md.append("Target (NLLR or an enhancer matches BM3D's PSNR at >= 5x its speed): " + (f"met by {', '.join(hits)}." if hits else "not met: " + "; ".join(
             f"{m} {v['psnr_minus_bm3d_db']:+.2f} dB at {v['speedup_vs_bm3d']:.1f}x" for m, v in verdict.items())) + "\n")
         if not verdict:
             md.append("BM3D is not installed here (`pip install 'sonokit[physics]'`), so the comparison is missing.\n")

@@ -58,7 +58,8 @@ def test_enhance_bench_end_to_end_and_resume(bench_setup):
     assert psf[("blur σ=1.5 px", "input", "lateral_fwhm_mm")] > psf[("blur σ=0 px", "input", "lateral_fwhm_mm")]
     assert psf[("blur σ=1.5 px", "input", "edge_gradient_per_mm")] < psf[("blur σ=0 px", "input", "edge_gradient_per_mm")]
     plug = [r for r in rows if r["study"] == "plug" and r["metric"] == "dice"]
-    assert {r["method"] for r in plug} == {"raw", "dncnn_small", "nllr"} and all(r["n"] == 3 for r in plug)
+    assert {r["method"] for r in plug} == {"raw", "raw_resampled", "dncnn_small", "nllr"} and all(r["n"] == 3 for r in plug)
+    assert all(r["computed"]["commit"] for r in rows if r["study"] == "noise")  # provenance of every cached result
     md = (out / "results.md").read_text()
     assert "Noise study" in md and "PSF study" in md and "Plug-and-play" in md and "Dice change vs raw" in md
     page = (out / "report.html").read_text()
@@ -72,12 +73,36 @@ def test_enhance_bench_end_to_end_and_resume(bench_setup):
     assert (out / "report.html").read_text().count("data:image/png;base64") >= 3
 
 
+def test_enhance_bench_cache_follows_the_settings(bench_setup):
+    """A changed input recomputes the result it decides; a model trained from another config is refused."""
+    d = bench_setup
+    out = d / "out"
+    ok(runner.invoke(app, ["experiment", "enhance-bench", "--config", str(d / "bench.yaml")]))  # all cached
+    f = out / "noise" / "gaussian_25_median.json"
+    before = json.loads(f.read_text())
+    # another noise seed: the median row is recomputed on other noise (and so differs)
+    ok(runner.invoke(app, ["experiment", "enhance-bench", "--config", str(d / "bench.yaml"), "--set", "seed=5",
+                           "--set", "segmentation=[]", "--set", "psf.enabled=false"]))
+    after = json.loads(f.read_text())
+    assert after["spec"]["seed"] != before["spec"]["seed"] and after["result"]["psnr"] != before["result"]["psnr"]
+    r = runner.invoke(app, ["experiment", "enhance-bench", "--config", str(d / "bench.yaml"), "--set",
+                            f"enhancers=[{{name: dncnn_small, config: {d / 'enh.yaml'}, set: [optim.lr=0.01]}}]"])
+    assert isinstance(r.exception, ConfigError) and "remove the folder" in str(r.exception)
+
+
 def test_enhance_bench_bad_config(bench_setup, tmp_path):
     d = bench_setup
     with pytest.raises(ConfigError, match="noise kind"):
         EnhanceBench(load_config(d / "bench.yaml", ["noise=[{kind: salt, level: 1}]"], cls=EnhanceBenchConfig))
     with pytest.raises(ConfigError, match="Nakagami"):
         EnhanceBench(load_config(d / "bench.yaml", ["noise=[{kind: speckle, level: 0.2}]"], cls=EnhanceBenchConfig))
+    with pytest.raises(ConfigError, match="reserved"):
+        EnhanceBench(load_config(d / "bench.yaml", ["classical=[median]", "enhancers=[{name: raw, checkpoint: x}]"],
+                                 cls=EnhanceBenchConfig))
+    with pytest.raises(ConfigError, match="plug_methods"):
+        EnhanceBench(load_config(d / "bench.yaml", ["plug_methods=[bm4d]"], cls=EnhanceBenchConfig))
+    with pytest.raises(ConfigError, match="blur_sigmas"):
+        EnhanceBench(load_config(d / "bench.yaml", ["psf.blur_sigmas=[-1]"], cls=EnhanceBenchConfig))
     with pytest.raises(ConfigError, match="unique"):
         EnhanceBench(load_config(d / "bench.yaml", ["classical=[median, median]"], cls=EnhanceBenchConfig))
     with pytest.raises(Exception, match="did you mean|unknown"):

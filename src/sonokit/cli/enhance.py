@@ -92,6 +92,8 @@ def enhance_cmd(
         console.print(f"[yellow]note:[/] this model was trained on frames downscaled to <= {ms} px; at another "
                       "pixel scale the blur it learned to undo has another size in pixels (--training-scale "
                       "enhances larger images at that scale and resizes the result back)")
+    if training_scale and not ms:
+        console.print("[yellow]note:[/] this model was trained on frames at their own size; --training-scale changes nothing")
     scale = ms if training_scale else None
 
     def run(im):
@@ -122,7 +124,7 @@ def enhance_cmd(
                 write_png(out / f"{f.stem}_enhanced.png", y)
                 notes = [k for k in ("colour", "bit_depth") if k in info]
                 console.print(f"{f.name}: {img.shape[1]}x{img.shape[0]} px"
-                              + (" (tiled)" if max(img.shape) > tile else "")
+                              + (" (tiled)" if min(max(img.shape), scale or max(img.shape)) > tile else "")
                               + (" (converted: " + ", ".join({"colour": "RGB to gray (luma)", "bit_depth": f"{info.get('bit_depth')}-bit to [0, 1]"}[k]
                                                 for k in notes) + ")" if notes else ""))
             n += 1

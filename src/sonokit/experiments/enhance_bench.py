@@ -14,11 +14,16 @@ Three studies, one results table each, one HTML report:
    the linear envelope recovered from the log-compressed image: the classical -6 dB width) and the peak
    lateral gradient of the row-averaged edge profile (per mm), against the unblurred phantom.
 3. **Plug-and-play.** A fixed segmentation model per dataset (trained once from its config, or given as a
-   checkpoint) scores the test split on raw images and on images enhanced by each method (each method runs
-   at the pixel scale it was trained at: the frame is downscaled to the model's ``max_side``, enhanced and
-   resized back to the original size; ``raw`` is untouched). Dice / IoU mean ± std over images.
+   checkpoint) scores the test split on raw images and on images enhanced by each method. A network runs at
+   the pixel scale it was trained at (the frame is downscaled to its ``max_side``, enhanced and resized back
+   to the original size); classical filters and NLLR run at ``frames.max_side`` the same way. ``raw`` is
+   untouched; ``raw_resampled`` goes through the same downscale / resize-back round trip without any
+   filtering, to tell the effect of enhancement from that of resampling. Dice / IoU mean ± std over images.
 
-Everything is cached in ``out_dir`` (trained models, per-setting results), so rerunning resumes. Output:
+Every result is cached in ``out_dir`` with the inputs that decide it (frame ids, seeds, settings, the
+checkpoint and its modification time) and the commit, time and thread count it was computed with; a cached
+result whose inputs differ is recomputed, a trained model whose config differs is refused. Rerunning resumes.
+Timings are those of the run that computed each result. Output:
 ``results.json`` (one row per study, dataset, setting, method, metric), ``results.md`` and ``report.html``
 (tables, before/after image pairs, the PSF profiles).
 """
@@ -118,6 +123,7 @@ class Method:
     kind: str  # network | classical | identity
     fn: Callable[[np.ndarray], np.ndarray]
     max_side: int | None = None
+    spec: dict = field(default_factory=dict)  # what the method is (checkpoint and its mtime, filter name): cache key
 
 
 def apply_at_scale(method: Method, image: np.ndarray) -> np.ndarray:
@@ -197,6 +203,32 @@ def psf_measures(image: np.ndarray, ph: dict, *, dynamic_range_db: float, window
 
 
 # ------------------------------------------------------------------------------------------------ experiment
+def _write_json(path: Path, doc) -> None:
+    """Write JSON atomically (a killed run never leaves a truncated cache file)."""
+    import os
+    import tempfile
+
+    from ..data.io import publish
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, default=float)
+    publish(tmp, path)
+
+
+def _norm(spec: dict) -> dict:
+    return json.loads(json.dumps(spec, default=str))
+
+
+def _file_spec(path: Path) -> dict:
+    p = Path(path)
+    return {"path": str(p), "mtime": round(p.stat().st_mtime, 3) if p.exists() else None}
+
+
+RESERVED = ("input", "raw", "raw_resampled")
+
+
 def _mean_std(v) -> tuple[float, float]:
     a = np.asarray([x for x in v if x is not None and not math.isnan(x)], dtype=float)
     if not a.size:
@@ -214,6 +246,14 @@ class EnhanceBench:
         names = [e.name for e in cfg.enhancers] + list(cfg.classical)
         if len(set(names)) != len(names):
             raise ConfigError(f"method names must be unique (networks and classical filters); found {names}")
+        reserved = [n for n in names if n in RESERVED]
+        if reserved:
+            raise ConfigError(f"method names {reserved} are reserved for the unprocessed baselines {list(RESERVED)}")
+        unknown = [w for w in (cfg.plug_methods or []) if w not in names]
+        if unknown:
+            raise ConfigError(f"plug_methods names {unknown}, which are not among the methods {names}")
+        if any(not sg >= 0 for sg in cfg.psf.blur_sigmas):
+            raise ConfigError(f"psf.blur_sigmas must be >= 0 pixels, found {cfg.psf.blur_sigmas}")
         for c in cfg.classical:
             CLASSICAL.get(c)
         for s in cfg.noise:
@@ -229,6 +269,7 @@ class EnhanceBench:
         self.figures: list[str] = []
         self.skipped: dict[str, str] = {}
         self.commit = _commit()
+        self._last: dict = {}  # provenance of the last cached result (commit, time, threads, device)
 
     # --- methods -------------------------------------------------------------------------------------------
     def train_enhancer(self, e: BenchEnhancer) -> Path:
@@ -240,14 +281,51 @@ class EnhanceBench:
                 raise ConfigError(f"enhancer '{e.name}': checkpoint '{e.checkpoint}' does not exist")
             return Path(e.checkpoint)
         run = self.out / "models" / e.name
+        return self._train_once(run, {"config": e.config, "set": list(e.set)}, e.name, lambda: run_enhance(
+            load_config(e.config, [*e.set, f"out_dir={run}", "trainer.progress=none"], cls=EnhanceConfig),
+            resume=(run / "checkpoints" / "last.ckpt").exists(), quiet=True))
+
+    def _train_once(self, run: Path, spec: dict, name: str, train: Callable[[], object]) -> Path:
+        """Train into ``run`` unless a finished run from the same config (``spec``) is there; best.ckpt's path.
+
+        ``train_time.json`` records the config and the training seconds (summed over resumed calls)."""
         done = run / "train_time.json"
-        if not done.exists():
-            cfg = load_config(e.config, [*e.set, f"out_dir={run}", "trainer.progress=none"], cls=EnhanceConfig)
-            self.log(f"{e.name}: training {cfg.model.name} ({cfg.optim.epochs} epochs) in {run}")
-            t0 = time.time()
-            run_enhance(cfg, resume=(run / "checkpoints" / "last.ckpt").exists(), quiet=True)
-            done.write_text(json.dumps({"seconds": time.time() - t0}))
+        if done.exists():
+            rec = json.loads(done.read_text())
+            if {"config": rec.get("config"), "set": rec.get("set")} != _norm(spec):
+                raise ConfigError(f"'{run}' holds '{name}' trained from {rec.get('config')} {rec.get('set')}, not from "
+                                  f"{spec['config']} {spec['set']}; remove the folder or give the model another name")
+            return run / "checkpoints" / "best.ckpt"
+        partial = run / "train_time.partial.json"
+        before = json.loads(partial.read_text())["seconds"] if partial.exists() else 0.0
+        self.log(f"{name}: training from {spec['config']} {' '.join(spec['set'])} in {run}")
+        t0 = time.time()
+        try:
+            train()
+        finally:
+            _write_json(partial, {"seconds": before + time.time() - t0})
+        _write_json(done, {**_norm(spec), "seconds": before + time.time() - t0, "threads": torch.get_num_threads(),
+                           "device": self.cfg.device})
+        partial.unlink()
         return run / "checkpoints" / "best.ckpt"
+
+    def _cached(self, path: Path, spec: dict, compute: Callable[[], dict]) -> dict:
+        """``compute()`` once per ``spec`` (every input that decides the result); stored with the commit, time and
+        thread count it was computed with. A cache file whose spec differs is recomputed."""
+        import datetime as _dt
+
+        spec = _norm(spec)
+        if path.exists():
+            doc = json.loads(path.read_text())
+            if isinstance(doc, dict) and doc.get("spec") == spec:
+                self._last = doc.get("computed", {})
+                return doc["result"]
+            self.log(f"{path}: computed with other settings; recomputing")
+        result = compute()
+        self._last = {"commit": self.commit, "time": _dt.datetime.now().isoformat(timespec="seconds"),
+                      "threads": torch.get_num_threads(), "device": self.cfg.device}
+        _write_json(path, {"spec": spec, "result": result, "computed": self._last})
+        return result
 
     def methods(self) -> list[Method]:
         from ..enhance.classical import CLASSICAL
@@ -255,9 +333,15 @@ class EnhanceBench:
 
         out = []
         for e in self.cfg.enhancers:
-            net, hp = load_enhancer(self.train_enhancer(e), device=self.cfg.device)
+            ck = self.train_enhancer(e)
+            net, hp = load_enhancer(ck, device=self.cfg.device)
             fn = (lambda net: lambda im: enhance_image(net, im, tile=self.cfg.tile, overlap=self.cfg.overlap))(net)
-            out.append(Method(e.name, "network", fn, (hp.get("image") or {}).get("max_side")))
+            ms = (hp.get("image") or {}).get("max_side")
+            if ms != self.cfg.frames.max_side:
+                self.log(f"note: '{e.name}' was trained on frames at {ms or 'full size'} px; the noise study runs every "
+                         f"method on frames at <= {self.cfg.frames.max_side} px")
+            out.append(Method(e.name, "network", fn, ms, {"checkpoint": _file_spec(ck), "tile": self.cfg.tile,
+                                                         "overlap": self.cfg.overlap}))
         for c in self.cfg.classical:
             if c == "bm3d":
                 try:
@@ -266,7 +350,7 @@ class EnhanceBench:
                     self.skipped["bm3d"] = "the optional 'bm3d' package is not installed (pip install 'sonokit[physics]')"
                     self.log(f"bm3d skipped: {self.skipped['bm3d']}")
                     continue
-            out.append(Method(c, "classical", CLASSICAL.create(c), self.cfg.frames.max_side))
+            out.append(Method(c, "classical", CLASSICAL.create(c), self.cfg.frames.max_side, {"classical": c}))
         return out
 
     # --- studies -------------------------------------------------------------------------------------------
@@ -290,28 +374,34 @@ class EnhanceBench:
         pick = np.random.default_rng(self.cfg.seed).choice(len(ids), min(f.n, len(ids)), replace=False)
         return [(ids[i], downscale(reader.get(ids[i]).image[0], f.max_side)) for i in sorted(pick)]
 
+    def noise_seed(self, k: int) -> int:
+        """Base seed of noise setting ``k`` (frame ``i`` adds ``i``); part of every cache key."""
+        return self.cfg.seed * 1_000_003 + 7919 * k
+
     def noise_study(self, methods: list[Method], frames: list[tuple[str, np.ndarray]]) -> None:
         from ..metrics.quality import psnr, ssim
 
-        cache = self.out / "noise" / f"n{len(frames)}_side{self.cfg.frames.max_side}_seed{self.cfg.seed}"
-        cache.mkdir(parents=True, exist_ok=True)
+        f = self.cfg.frames
+        base = {"frames": {"root": str(f.root), "ids": [sid for sid, _ in frames], "max_side": f.max_side},
+                "speckle_dynamic_range_db": self.cfg.speckle_dynamic_range_db}
         for k, s in enumerate(self.cfg.noise):
             sname = setting_name(s)
-            noisy = [degrade_frame(ref, s, self.cfg.seed * 1_000_003 + 7919 * k + i,
-                                   dynamic_range_db=self.cfg.speckle_dynamic_range_db) for i, (_, ref) in enumerate(frames)]
-            for m in [Method("input", "identity", lambda im: im)] + methods:
-                path = cache / f"{s.kind}_{s.level:g}_{m.name}.json"
-                if path.exists():
-                    per = json.loads(path.read_text())
-                else:
+            noisy = [degrade_frame(ref, s, self.noise_seed(k) + i, dynamic_range_db=self.cfg.speckle_dynamic_range_db)
+                     for i, (_, ref) in enumerate(frames)]
+            for m in [Method("input", "identity", lambda im: im, spec={"identity": True})] + methods:
+                def compute(m=m, noisy=noisy) -> dict:
+                    m.fn(noisy[0])  # untimed warm-up (allocations, thread pools, CUDA start-up)
                     per = {"psnr": [], "ssim": [], "seconds": []}
                     for (sid, ref), x in zip(frames, noisy):
                         t0 = time.perf_counter()
-                        y = np.asarray(m.fn(x), dtype=np.float32)  # frames are already at max_side
+                        y = np.asarray(m.fn(x), dtype=np.float32)  # every method at frames.max_side
                         per["seconds"].append(time.perf_counter() - t0)
                         per["psnr"].append(psnr(y, ref))
                         per["ssim"].append(ssim(y, ref))
-                    path.write_text(json.dumps(per))
+                    return per
+
+                spec = {**base, "setting": {"kind": s.kind, "level": s.level}, "seed": self.noise_seed(k), "method": m.spec}
+                per = self._cached(self.out / "noise" / f"{s.kind}_{s.level:g}_{m.name}.json", spec, compute)
                 self._add("noise", self.cfg.frames.root, sname, m, per)
                 self.log(f"noise {sname} {m.name}: PSNR {np.mean(per['psnr']):.2f} dB, SSIM {np.mean(per['ssim']):.3f}, "
                          f"{np.mean(per['seconds']):.3f} s/image")
@@ -324,27 +414,28 @@ class EnhanceBench:
         ph = psf_phantom(p.image_size, seed=p.seed, dynamic_range_db=p.dynamic_range_db)
         clean = ph["image"]
         ref = psf_measures(clean, ph, dynamic_range_db=p.dynamic_range_db)
+        ref = {k: v for k, v in ref.items()}
         self._add("psf", "phantom", "reference", Method("phantom (no extra blur)", "identity", None), ref)
         examples = {}
         for k, sg in enumerate(p.blur_sigmas):
-            if sg < 0:
-                raise ConfigError(f"psf.blur_sigmas must be >= 0, found {sg}")
             x = torch.from_numpy(clean)[None, None]
             if sg > 0:
                 t = torch.tensor([float(sg)])
                 x = psf_blur(x, axial_sigma=t, lateral_sigma=t, depth_factor=torch.ones(1))
             x = add_gaussian_noise(x, torch.tensor([p.noise_sigma / 255.0]), seed=p.seed + k).clamp(0, 1)[0, 0].numpy()
             setting = f"blur σ={sg:g} px"
-            for m in [Method("input", "identity", lambda im: im)] + methods:
-                path = self.out / "psf" / f"size{p.image_size}_seed{p.seed}" / f"blur{sg:g}_{m.name}.json"
+            for m in [Method("input", "identity", lambda im: im, spec={"identity": True})] + methods:
+                spec = {"psf": {"image_size": p.image_size, "seed": p.seed, "dynamic_range_db": p.dynamic_range_db,
+                                "noise_sigma": p.noise_sigma, "noise_seed": p.seed + k, "blur_sigma": sg},
+                        "method": m.spec}
                 y = None
-                if path.exists():
-                    meas = json.loads(path.read_text())
-                else:
+
+                def compute(m=m, x=x) -> dict:
+                    nonlocal y
                     y = np.asarray(m.fn(x), dtype=np.float32)
-                    meas = psf_measures(y, ph, dynamic_range_db=p.dynamic_range_db)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(meas))
+                    return psf_measures(y, ph, dynamic_range_db=p.dynamic_range_db)
+
+                meas = self._cached(self.out / "psf" / f"blur{sg:g}_{m.name}.json", spec, compute)
                 if sg == max(p.blur_sigmas):  # the report shows every method at the strongest blur
                     examples[m.name] = np.asarray(m.fn(x), dtype=np.float32) if y is None else y
                 self._add("psf", "phantom", setting, m, meas)
@@ -355,28 +446,25 @@ class EnhanceBench:
         from ..cli.config import load_config
         from ..cli.train import run_segmentation
         from ..data import open_dataset
+        from ..enhance.inference import at_scale
         from ..evaluation import evaluate, split_ids
         from ..inference import Segmenter
 
         wanted = self.cfg.plug_methods or [m.name for m in methods if m.kind == "network" or m.name == "nllr"]
-        unknown = [w for w in wanted if w not in {m.name for m in methods}]
-        if unknown:
-            raise ConfigError(f"plug_methods names {unknown}, which are not among the methods "
-                              f"{[m.name for m in methods]}")
-        plug = [Method("raw", "identity", lambda im: im)] + [m for m in methods if m.name in wanted]
+        # raw_resampled: the raw image through the same downscale / resize-back round trip as the classical
+        # filters, so a change can be told apart from the effect of resampling alone
+        plug = [Method("raw", "identity", lambda im: im, spec={"identity": True}),
+                Method("raw_resampled", "identity", lambda im: im, self.cfg.frames.max_side,
+                       {"identity": True, "max_side": self.cfg.frames.max_side})] + [m for m in methods if m.name in wanted]
         for s in self.cfg.segmentation:
             seg_cfg = load_config(s.config, s.set)
             if s.checkpoint:
                 ckpt = Path(s.checkpoint)
             else:
                 run = self.out / "seg" / s.name
-                ckpt = run / "checkpoints" / "best.ckpt"
-                if not (run / "train_time.json").exists():
-                    cfg = load_config(s.config, [*s.set, f"out_dir={run}", "trainer.progress=none"])
-                    self.log(f"{s.name}: training the segmentation model ({cfg.optim.epochs} epochs) in {run}")
-                    t0 = time.time()
-                    run_segmentation(cfg, resume=(run / "checkpoints" / "last.ckpt").exists(), quiet=True)
-                    (run / "train_time.json").write_text(json.dumps({"seconds": time.time() - t0}))
+                ckpt = self._train_once(run, {"config": s.config, "set": list(s.set)}, s.name, lambda: run_segmentation(
+                    load_config(s.config, [*s.set, f"out_dir={run}", "trainer.progress=none"]),
+                    resume=(run / "checkpoints" / "last.ckpt").exists(), quiet=True))
             segm = Segmenter.from_checkpoint(ckpt, device=self.cfg.device)
             d = seg_cfg.data
             reader = open_dataset(d.root, d.format)
@@ -388,25 +476,28 @@ class EnhanceBench:
                 ids = [ids[i] for i in sorted(np.random.default_rng(self.cfg.seed).choice(len(ids), s.max_images,
                                                                                            replace=False))]
             for m in plug:
-                res_dir = self.out / "plug" / s.name / m.name
-                path = res_dir / "test.json"
-                if not path.exists():
+                def compute(m=m) -> dict:
                     t0 = time.time()
-                    evaluate(segm, data_root=d.root, data_format=d.format, ids=ids, out_dir=res_dir, name="test",
-                             save_predictions=False, transform=lambda im, m=m: apply_at_scale(m, im[0])[None])
+                    ev = evaluate(segm, data_root=d.root, data_format=d.format, ids=ids, out_dir=None, name="test",
+                                  transform=lambda im: at_scale(m.fn, im[0], m.max_side)[None])
                     self.log(f"plug-and-play {s.name} {m.name}: {time.time() - t0:.0f}s")
-                ev = json.loads(path.read_text())
+                    return {"n": ev["n"], "skipped": ev["skipped"], "rows": ev["rows"]}
+
+                spec = {"ids": ids, "segmenter": _file_spec(ckpt), "method": m.spec, "max_side": m.max_side}
+                ev = self._cached(self.out / "plug" / s.name / f"{m.name}.json", spec, compute)
                 per = {k: [r[k] for r in ev["rows"]] for k in ("dice", "iou", "hd95")}
-                self._add("plug", s.name, f"{len(ids)} {s.part} images", m, per)
+                self._add("plug", s.name, f"{ev['n']} {s.part} images", m, per)
             self.figures.append(self._plug_figure(s.name, reader, ids, plug, segm))
 
     # --- bookkeeping ---------------------------------------------------------------------------------------
     def _add(self, study: str, dataset: str, setting: str, m: Method, values: dict) -> None:
         for metric, v in values.items():
-            mean, std = _mean_std(v if isinstance(v, list) else [v])
+            v = v if isinstance(v, list) else [v]
+            mean, std = _mean_std(v)
+            n = sum(1 for x in v if x is not None and math.isfinite(x))
             self.rows.append({"study": study, "dataset": dataset, "setting": setting, "method": m.name, "kind": m.kind,
-                              "metric": metric, "mean": mean, "std": std,
-                              "n": len(v) if isinstance(v, list) else 1, "commit": self.commit})
+                              "metric": metric, "mean": mean, "std": std, "n": n,
+                              "computed": self._last if study != "psf" or setting != "reference" else {}})
 
     def run(self) -> list[dict]:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -516,7 +607,7 @@ class EnhanceBench:
         cols = ["reference", "degraded"] + [m.name for m in methods]
         fig, axes = plt.subplots(len(settings), len(cols), figsize=(2.1 * len(cols), 2.2 * len(settings)), squeeze=False)
         for k, s in enumerate(settings):
-            x = degrade_frame(ref, s, self.cfg.seed * 1_000_003 + 7919 * k, dynamic_range_db=self.cfg.speckle_dynamic_range_db)
+            x = degrade_frame(ref, s, self.noise_seed(k), dynamic_range_db=self.cfg.speckle_dynamic_range_db)
             ims = [ref, x] + [np.asarray(m.fn(x), np.float32) for m in methods]
             for j, (c, im) in enumerate(zip(cols, ims)):
                 ax = axes[k, j]
