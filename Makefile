@@ -22,7 +22,7 @@ $(VENV)/.sonokit-installed: pyproject.toml
 
 # phantom data -> split -> train -> evaluate -> segment -> HTML report, then SSL: pretrain -> fine-tune ->
 # in-domain + out-of-distribution table and report, then enhancement: train -> enhance -> enhance-bench
-# (about 8 minutes on 2 CPU cores)
+# (about 6 minutes on 2 CPU cores)
 demo: install
 	rm -rf $(DEMO_DIR)
 	$(SONOKIT) simulate phantom --n 160 --size 160 --seed 0 --out $(DEMO_DIR)/phantom
