@@ -41,23 +41,12 @@ def pretrain_ids(cfg: PretrainConfig, reader) -> list[str]:
 
 def save_encoder(task, path: Path, meta: dict) -> Path:
     """Write the encoder's state dict as safetensors (atomically), with metadata."""
-    import os
-    import tempfile
-
     from safetensors.torch import save_file
 
-    from ..data.io import publish
+    from ..data.io import atomic_write
 
     sd = {k: v.detach().cpu().contiguous() for k, v in task.model.encoder.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(sd, tmp, metadata={k: str(v) for k, v in meta.items()})
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: save_file(sd, tmp, metadata={k: str(v) for k, v in meta.items()}))
 
 
 def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, quiet: bool = False) -> Path:

@@ -37,6 +37,23 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
 
+def atomic_write(path: str | Path, write) -> Path:
+    """Write ``path`` atomically: ``write(tmp)`` fills a temporary file beside it, which then replaces ``path``
+    in one step (:func:`publish`); a crash leaves the old file (or none), never a truncated one. Creates the
+    parent folder; returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
 def _open(path: Path) -> Image.Image:
     path = Path(path)
     if not path.exists():
@@ -137,12 +154,4 @@ def write_png(path: str | Path, array: np.ndarray) -> Path:
         a = a.astype(np.uint8) * 255
     elif a.dtype != np.uint8:
         a = np.clip(np.round(np.asarray(a, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
-    try:
-        Image.fromarray(a).save(tmp, format="PNG")
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: Image.fromarray(a).save(tmp, format="PNG"))

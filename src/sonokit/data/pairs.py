@@ -24,9 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -37,7 +35,7 @@ import torch.nn.functional as F
 
 from ..errors import DataError
 from .datasets import DatasetReader
-from .io import publish
+from .io import atomic_write
 
 log = logging.getLogger("sonokit.data")
 
@@ -51,16 +49,11 @@ def _safe_name(sid: str) -> str:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write(path, write)
 
 
 def downscale(image: np.ndarray, max_side: int | None) -> np.ndarray:

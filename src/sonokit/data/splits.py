@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import numpy as np
 
 from ..errors import DataError
 from .check import CheckReport, _UnionFind
-from .io import publish
+from .io import atomic_write
 
 SPLIT_FORMAT = "sonokit-split"
 SPLIT_VERSION = 1
@@ -134,14 +132,7 @@ def split_from_report(report: CheckReport, reader, **kw) -> dict:
 
 
 def save_split(split: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(split, f, indent=1)
-        f.write("\n")
-    publish(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(split, indent=1) + "\n"))
 
 
 def load_split(path: str | Path) -> dict:

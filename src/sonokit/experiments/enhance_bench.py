@@ -205,16 +205,9 @@ def psf_measures(image: np.ndarray, ph: dict, *, dynamic_range_db: float, window
 # ------------------------------------------------------------------------------------------------ experiment
 def _write_json(path: Path, doc) -> None:
     """Write JSON atomically (a killed run never leaves a truncated cache file)."""
-    import os
-    import tempfile
+    from ..data.io import atomic_write
 
-    from ..data.io import publish
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, default=float)
-    publish(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(doc, default=float)))
 
 
 def _norm(spec: dict) -> dict:
