@@ -126,6 +126,11 @@ class Method:
     spec: dict = field(default_factory=dict)  # what the method is (checkpoint and its mtime, filter name): cache key
 
 
+def identity(name: str, max_side: int | None = None) -> Method:
+    """The unprocessed baseline (``input``, ``raw``; ``raw_resampled`` with a ``max_side``)."""
+    return Method(name, "identity", lambda im: im, max_side, {"identity": True, **({"max_side": max_side} if max_side else {})})
+
+
 def apply_at_scale(method: Method, image: np.ndarray) -> np.ndarray:
     """Run ``method`` at its pixel scale (:func:`sonokit.enhance.inference.at_scale` with its ``max_side``)."""
     from ..enhance.inference import at_scale
@@ -381,7 +386,7 @@ class EnhanceBench:
             sname = setting_name(s)
             noisy = [degrade_frame(ref, s, self.noise_seed(k) + i, dynamic_range_db=self.cfg.speckle_dynamic_range_db)
                      for i, (_, ref) in enumerate(frames)]
-            for m in [Method("input", "identity", lambda im: im, spec={"identity": True})] + methods:
+            for m in [identity("input")] + methods:
                 def compute(m=m, noisy=noisy) -> dict:
                     m.fn(noisy[0])  # untimed warm-up (allocations, thread pools, CUDA start-up)
                     per = {"psnr": [], "ssim": [], "seconds": []}
@@ -407,8 +412,7 @@ class EnhanceBench:
         ph = psf_phantom(p.image_size, seed=p.seed, dynamic_range_db=p.dynamic_range_db)
         clean = ph["image"]
         ref = psf_measures(clean, ph, dynamic_range_db=p.dynamic_range_db)
-        ref = {k: v for k, v in ref.items()}
-        self._add("psf", "phantom", "reference", Method("phantom (no extra blur)", "identity", None), ref)
+        self._add("psf", "phantom", "reference", identity("phantom (no extra blur)"), ref)
         examples = {}
         for k, sg in enumerate(p.blur_sigmas):
             x = torch.from_numpy(clean)[None, None]
@@ -417,7 +421,7 @@ class EnhanceBench:
                 x = psf_blur(x, axial_sigma=t, lateral_sigma=t, depth_factor=torch.ones(1))
             x = add_gaussian_noise(x, torch.tensor([p.noise_sigma / 255.0]), seed=p.seed + k).clamp(0, 1)[0, 0].numpy()
             setting = f"blur σ={sg:g} px"
-            for m in [Method("input", "identity", lambda im: im, spec={"identity": True})] + methods:
+            for m in [identity("input")] + methods:
                 spec = {"psf": {"image_size": p.image_size, "seed": p.seed, "dynamic_range_db": p.dynamic_range_db,
                                 "noise_sigma": p.noise_sigma, "noise_seed": p.seed + k, "blur_sigma": sg},
                         "method": m.spec}
@@ -439,16 +443,13 @@ class EnhanceBench:
         from ..cli.config import load_config
         from ..cli.train import run_segmentation
         from ..data import open_dataset
-        from ..enhance.inference import at_scale
         from ..evaluation import evaluate, split_ids
         from ..inference import Segmenter
 
         wanted = self.cfg.plug_methods or [m.name for m in methods if m.kind == "network" or m.name == "nllr"]
         # raw_resampled: the raw image through the same downscale / resize-back round trip as the classical
         # filters, so a change can be told apart from the effect of resampling alone
-        plug = [Method("raw", "identity", lambda im: im, spec={"identity": True}),
-                Method("raw_resampled", "identity", lambda im: im, self.cfg.frames.max_side,
-                       {"identity": True, "max_side": self.cfg.frames.max_side})] + [m for m in methods if m.name in wanted]
+        plug = [identity("raw"), identity("raw_resampled", self.cfg.frames.max_side)] + [m for m in methods if m.name in wanted]
         for s in self.cfg.segmentation:
             seg_cfg = load_config(s.config, s.set)
             if s.checkpoint:
@@ -472,7 +473,7 @@ class EnhanceBench:
                 def compute(m=m) -> dict:
                     t0 = time.time()
                     ev = evaluate(segm, data_root=d.root, data_format=d.format, ids=ids, out_dir=None, name="test",
-                                  transform=lambda im: at_scale(m.fn, im[0], m.max_side)[None])
+                                  transform=lambda im: apply_at_scale(m, im[0])[None])
                     self.log(f"plug-and-play {s.name} {m.name}: {time.time() - t0:.0f}s")
                     return {"n": ev["n"], "skipped": ev["skipped"], "rows": ev["rows"]}
 
@@ -506,21 +507,22 @@ class EnhanceBench:
         self.write(report=True)
         return self.rows
 
+    def row(self, study: str, setting: str, method: str, metric: str, dataset: str | None = None) -> dict | None:
+        return next((r for r in self.rows if (r["study"], r["setting"], r["method"], r["metric"]) ==
+                     (study, setting, method, metric) and (dataset is None or r["dataset"] == dataset)), None)
+
     def value(self, study: str, setting: str, method: str, metric: str, dataset: str | None = None) -> tuple[float, float]:
-        for r in self.rows:
-            if (r["study"], r["setting"], r["method"], r["metric"]) == (study, setting, method, metric) and \
-                    (dataset is None or r["dataset"] == dataset):
-                return r["mean"], r["std"]
-        return math.nan, math.nan
+        r = self.row(study, setting, method, metric, dataset)
+        return (r["mean"], r["std"]) if r else (math.nan, math.nan)
 
     def tables(self) -> list[tuple[str, list[str], list[list]]]:
         from ..reports.tables import fmt_mean_std
 
         def cell(study, setting, method, metric, digits=2, dataset=None):
-            m, s = self.value(study, setting, method, metric, dataset)
-            n = next((r["n"] for r in self.rows if (r["study"], r["setting"], r["method"], r["metric"]) ==
-                      (study, setting, method, metric) and (dataset is None or r["dataset"] == dataset)), 0)
-            return "—" if math.isnan(m) else (f"{m:.{digits}f}" if n == 1 else fmt_mean_std(m, s, digits))
+            r = self.row(study, setting, method, metric, dataset)
+            if r is None or math.isnan(r["mean"]):
+                return "—"
+            return f"{r['mean']:.{digits}f}" if r["n"] == 1 else fmt_mean_std(r["mean"], r["std"], digits)
 
         out = []
         methods = list(dict.fromkeys(r["method"] for r in self.rows if r["study"] == "noise"))
@@ -529,7 +531,8 @@ class EnhanceBench:
             header = ["method"] + [f"{s} PSNR (dB)" for s in settings] + [f"{s} SSIM" for s in settings] + ["s / image"]
             rows = [[m] + [cell("noise", s, m, "psnr") for s in settings] + [cell("noise", s, m, "ssim", 3) for s in settings]
                     + [f"{np.nanmean([self.value('noise', s, m, 'seconds')[0] for s in settings]):.3f}"] for m in methods]
-            out.append((f"Noise study: {len(self._frames_n())} held-out frames, PSNR / SSIM against the frame "
+            n = self.row("noise", settings[0], methods[0], "psnr")["n"]
+            out.append((f"Noise study: {n} held-out frames, PSNR / SSIM against the frame "
                         "(mean ± std over frames)", header, rows))
         settings = list(dict.fromkeys(r["setting"] for r in self.rows if r["study"] == "psf"))
         if settings:
@@ -555,10 +558,6 @@ class EnhanceBench:
             out.append(("Plug-and-play: a fixed segmentation model on raw vs enhanced test images (mean ± std over "
                         "images)", header, rows))
         return out
-
-    def _frames_n(self) -> list:
-        r = next((r for r in self.rows if r["study"] == "noise" and r["metric"] == "psnr"), None)
-        return [None] * (r["n"] if r else 0)
 
     def write(self, report: bool = False) -> None:
         from ..reports.tables import html_table, markdown_table
