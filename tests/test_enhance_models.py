@@ -45,3 +45,18 @@ def test_enhancer_bad_input_and_weights(tmp_path):
     torch.save(model.net.state_dict(), tmp_path / "ok.pth")
     again = create_enhancer("dncnn_small", weights=tmp_path / "ok.pth")
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+
+
+def test_drunet_blind_by_default_and_published_weights_run_non_blind(tmp_path):
+    torch.manual_seed(0)
+    blind = create_enhancer("drunet_small").eval()
+    torch.save(blind.net.net.state_dict(), tmp_path / "drunet_gray.pth")  # deepinv's DRUNet layout (published weights)
+    fixed = create_enhancer("drunet_small", weights=tmp_path / "drunet_gray.pth", noise_level=25 / 255).eval()
+    x = torch.rand(1, 1, 48, 40)
+    with torch.no_grad():
+        # blind: the noise-level channel is 0; non-blind: deepinv's own forward with that sigma
+        assert torch.allclose(blind(x), blind.net.net(x, 0.0), atol=1e-6)
+        assert torch.allclose(fixed(x), blind.net.net(x, 25 / 255), atol=1e-6)
+        assert not torch.allclose(fixed(x), blind(x), atol=1e-4)
+    with pytest.raises(ValueError, match=r"noise_level must be in \[0, 1\].*found 25"):
+        create_enhancer("drunet_small", noise_level=25)

@@ -165,7 +165,7 @@ class EnhanceDataConfig:
 
 @dataclass
 class EnhanceModelConfig:
-    name: str = "scunet_small"  # a registered enhancer (scunet, scunet_small, dncnn, dncnn_small, restormer, ...)
+    name: str = "scunet_small"  # a registered enhancer (scunet, scunet_small, dncnn, dncnn_small, restormer, drunet, ...)
     weights: str | None = None  # local weights file to start from (e.g. deepinv's published SCUNet weights)
 
 
