@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from .options import config_option, out_option, set_option
 from .train import console
 
 app = typer.Typer(help="Run a paper's experiment protocol (many runs, one table, one report).", no_args_is_help=True)
@@ -12,9 +13,9 @@ app = typer.Typer(help="Run a paper's experiment protocol (many runs, one table,
 
 @app.command("ssl-grid")
 def ssl_grid_cmd(
-    config: Path = typer.Option(..., "--config", "-c", help="Grid config, e.g. configs/ssl_grid_busi_cpu.yaml."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder (overrides out_dir in the config)."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Override a grid value: --set seeds=[0] (repeatable)."),
+    config: Path = config_option("configs/ssl_grid_busi_cpu.yaml", required=True),
+    out: Path = out_option("Output folder"),
+    set_: list[str] = set_option("seeds=[0]"),
 ) -> None:
     """Ellis et al. 2025: pretrain each SSL variant once (PIRL + jigsaw / cross-patch jigsaw / frequency
     band-stop, RCL + perceptual with the best view), fine-tune a Res-UNet at each label fraction and seed on
@@ -31,9 +32,9 @@ def ssl_grid_cmd(
 
 @app.command("enhance-bench")
 def enhance_bench_cmd(
-    config: Path = typer.Option(..., "--config", "-c", help="Benchmark config, e.g. configs/enhance_bench_busi_cpu.yaml."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder (overrides out_dir in the config)."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Override a value: --set frames.n=8 (repeatable)."),
+    config: Path = config_option("configs/enhance_bench_busi_cpu.yaml", required=True),
+    out: Path = out_option("Output folder"),
+    set_: list[str] = set_option("frames.n=8"),
 ) -> None:
     """Khan et al. 2026: train each enhancer once (or take its checkpoint), then (1) PSNR/SSIM of networks vs
     NLLR vs classical filters at several Gaussian σ and speckle levels on held-out frames, (2) a controlled

@@ -8,15 +8,14 @@ Writes into the run folder: ``checkpoints/last.ckpt`` (resumable), ``metrics.csv
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import typer
 import yaml
 
 from ..errors import ConfigError
 from .config import PretrainConfig, load_config, to_dict
-from .train import cli_overrides, console, kept_metrics, make_trainer, prepare_run_dir
+from .options import config_option, out_option, resume_option, seed_option, set_option
+from .train import checkpoints, cli_overrides, console, fit, prepare_run_dir
 
 
 def pretrain_ids(cfg: PretrainConfig, reader) -> list[str]:
@@ -53,7 +52,6 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, quiet: bool = Fal
     """Pretrain an encoder as configured; returns the run folder (holding ``encoder.safetensors``)."""
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from ..data import open_dataset
     from ..data.loader import SegmentationDataset
@@ -112,27 +110,23 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, quiet: bool = Fal
     g = torch.Generator().manual_seed(cfg.seed)
     dl = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, generator=g, num_workers=cfg.data.num_workers,
                                      drop_last=len(ds) > bs, persistent_workers=cfg.data.num_workers > 0)
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, enable_version_counter=False)
-    trainer = make_trainer(cfg, out, [ckpt], quiet=quiet)
-    t0 = time.time()
-    with kept_metrics(out, last if resume else None):
-        trainer.fit(task, dl, ckpt_path=str(last) if resume else None)
+    trainer, seconds = fit(cfg, out, task, dl, None, [checkpoints(out, None)], last=last, resume=resume, quiet=quiet)
     if trainer.global_rank == 0:
         save_encoder(task, out / "encoder.safetensors", {
             "format": "sonokit-encoder", "encoder": cfg.encoder.name, "in_chans": cfg.encoder.in_chans,
             "method": m.name, "pretext": m.pretext, "epochs": trainer.current_epoch, "images": len(ds)})
     if not quiet:
-        console.print(f"pretrained in {time.time() - t0:.0f}s; encoder saved to {out / 'encoder.safetensors'} "
+        console.print(f"pretrained in {seconds:.0f}s; encoder saved to {out / 'encoder.safetensors'} "
                       f"(fine-tune with --set model.encoder_checkpoint={out / 'encoder.safetensors'})")
     return out
 
 
 def pretrain_cmd(
-    config: Path = typer.Option(None, "--config", "-c", help="YAML config (see configs/*pretrain*). Without it, defaults."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run folder (overrides out_dir in the config)."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Override a config value: --set method.name=rcl (repeatable)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.ckpt."),
+    config: Path = config_option("configs/ssl_busi_cpu.yaml"),
+    out: Path = out_option(),
+    set_: list[str] = set_option("method.name=rcl"),
+    seed: int = seed_option(),
+    resume: bool = resume_option(),
 ) -> None:
     """Pretrain an encoder without labels (PIRL, Relation Contrastive Loss, perceptual loss; jigsaw,
     cross-patch jigsaw and frequency band-stop views), then fine-tune it in a Res-UNet.

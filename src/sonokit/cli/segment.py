@@ -34,7 +34,6 @@ def _inputs(paths: list[Path]):
     """Yield (name, image (H, W) float, spacing) for files, folders and DICOM (every frame)."""
     from ..data.datasets.dicom import DicomReader, _is_dicom
     from ..data.io import read_image
-    from ..errors import DataError
 
     for f in collect_files(paths):
         if _is_dicom(f):

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from ..errors import ConfigError
 from .config import SegmentConfig, load_config, to_dict
+from .options import config_option, out_option, resume_option, seed_option, set_option
 
 console = Console(stderr=True)
 app = typer.Typer(help="Train models. One subcommand per task.", no_args_is_help=True)
@@ -119,6 +120,26 @@ def kept_metrics(out: Path, last: Path | None):
         _merge_history(out, old)
 
 
+def checkpoints(out: Path, monitor: str | None, *, maximize: bool = False):
+    """Lightning checkpointing of a run: ``checkpoints/last.ckpt`` always and, with a ``monitor``, the best
+    epoch as ``checkpoints/best.ckpt`` (Lightning writes both through a temporary file and a rename)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    kw = {"filename": "best", "monitor": monitor, "mode": "max" if maximize else "min", "save_top_k": 1} if monitor \
+        else {"save_top_k": 0}
+    return ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, enable_version_counter=False, **kw)
+
+
+def fit(cfg, out: Path, task, train_dl, val_dl, callbacks: list, *, last: Path, resume: bool, quiet: bool):
+    """Build the trainer from ``cfg.trainer`` and fit ``task``, from ``last`` when ``resume`` (the metrics.csv
+    rows up to that checkpoint are kept). Returns ``(trainer, seconds)``. Shared by every train command."""
+    trainer = make_trainer(cfg, out, callbacks, quiet=quiet)
+    t0 = time.time()
+    with kept_metrics(out, last if resume else None):
+        trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+    return trainer, time.time() - t0
+
+
 def cli_overrides(set_: list[str], out: Path | None, seed: int | None) -> list[str]:
     """The ``--set`` overrides plus ``--out`` and ``--seed`` as config overrides (shared by the train commands)."""
     return [*set_, *([f"out_dir={out}"] if out is not None else []), *([f"seed={seed}"] if seed is not None else [])]
@@ -186,7 +207,6 @@ def run_segmentation(cfg: SegmentConfig, *, resume: bool = False, quiet: bool = 
     """Train a segmentation model as configured; returns the run folder."""
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from ..models import MODELS
     from ..tasks import SegmentationTask
@@ -229,25 +249,21 @@ def run_segmentation(cfg: SegmentConfig, *, resume: bool = False, quiet: bool = 
               "split": str(Path(cfg.data.split or out / "split.json").resolve()),
               "classes": cfg.data.classes, "fraction": cfg.data.fraction, "seed": cfg.seed},
     )
-    callbacks = [ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=cfg.checkpoint_monitor,
-                                 mode="max" if "dice" in cfg.checkpoint_monitor else "min", save_last=True,
-                                 save_top_k=1, enable_version_counter=False)]
-    trainer = make_trainer(cfg, out, callbacks, quiet=quiet)
-    t0 = time.time()
-    with kept_metrics(out, last if resume else None):
-        trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+    mon = cfg.checkpoint_monitor
+    _, seconds = fit(cfg, out, task, train_dl, val_dl, [checkpoints(out, mon, maximize="dice" in mon)], last=last,
+                     resume=resume, quiet=quiet)
     if not quiet:
-        console.print(f"trained in {time.time() - t0:.0f}s; checkpoints in {out / 'checkpoints'}")
+        console.print(f"trained in {seconds:.0f}s; checkpoints in {out / 'checkpoints'}")
     return out
 
 
 @app.command("segment")
 def segment_cmd(
-    config: Path = typer.Option(None, "--config", "-c", help="YAML config (see configs/). Without it, defaults."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run folder (overrides out_dir in the config)."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Override a config value: --set optim.lr=3e-4 (repeatable)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.ckpt."),
+    config: Path = config_option("configs/busi_resunet18_cpu.yaml"),
+    out: Path = out_option(),
+    set_: list[str] = set_option("optim.lr=3e-4"),
+    seed: int = seed_option(),
+    resume: bool = resume_option(),
 ) -> None:
     """Train a segmentation model (Res-UNet by default) on any supported dataset.
 

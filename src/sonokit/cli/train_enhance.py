@@ -11,12 +11,12 @@ import json
 import time
 from pathlib import Path
 
-import typer
 import yaml
 
 from ..errors import ConfigError
 from .config import EnhanceConfig, load_config, to_dict
-from .train import cli_overrides, console, kept_metrics, load_or_make_split, make_trainer, prepare_run_dir
+from .options import config_option, out_option, resume_option, seed_option, set_option
+from .train import checkpoints, cli_overrides, console, fit, load_or_make_split, prepare_run_dir
 
 
 def degrade_dict(cfg: EnhanceConfig) -> dict:
@@ -88,7 +88,6 @@ def run_enhance(cfg: EnhanceConfig, *, resume: bool = False, quiet: bool = False
     """Train an enhancement model as configured; returns the run folder."""
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from ..data import open_dataset
     from ..data.pairs import CentreCropDataset, EnhanceTargets, TargetCropDataset
@@ -152,26 +151,21 @@ def run_enhance(cfg: EnhanceConfig, *, resume: bool = False, quiet: bool = False
                                            drop_last=len(train_ds) > bs, persistent_workers=False)
     val_dl = torch.utils.data.DataLoader(val_ds, batch_size=bs, shuffle=False, num_workers=d.num_workers)
     mon = cfg.checkpoint_monitor
-    callbacks = [ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=mon,
-                                 mode="max" if ("psnr" in mon or "ssim" in mon) else "min", save_last=True,
-                                 save_top_k=1, enable_version_counter=False)]
-    trainer = make_trainer(cfg, out, callbacks, quiet=quiet)
-    t1 = time.time()
-    with kept_metrics(out, last if resume else None):
-        trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+    trainer, seconds = fit(cfg, out, task, train_dl, val_dl, [checkpoints(out, mon, maximize="psnr" in mon or "ssim" in mon)],
+                           last=last, resume=resume, quiet=quiet)
     if not quiet:
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
-        console.print(f"trained in {time.time() - t1:.0f}s; " + " ".join(f"{k}={v:.3f}" for k, v in sorted(m.items())) +
+        console.print(f"trained in {seconds:.0f}s; " + " ".join(f"{k}={v:.3f}" for k, v in sorted(m.items())) +
                       f"; checkpoints in {out / 'checkpoints'}")
     return out
 
 
 def enhance_train_cmd(
-    config: Path = typer.Option(None, "--config", "-c", help="YAML config (see configs/enhance_*). Without it, defaults."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run folder (overrides out_dir in the config)."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Override a config value: --set data.patch_size=128 (repeatable)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.ckpt."),
+    config: Path = config_option("configs/enhance_busi_cpu.yaml"),
+    out: Path = out_option(),
+    set_: list[str] = set_option("data.patch_size=128"),
+    seed: int = seed_option(),
+    resume: bool = resume_option(),
 ) -> None:
     """Train a blind enhancement model (SCUNet, DnCNN, Restormer) on physics-guided degradations
     (PSF blur + Gaussian / Fourier / speckle noise) of NLLR-denoised (or original) frames.
