@@ -19,7 +19,7 @@ Needs ``pip install segmentation-models-pytorch`` (``pip install -e '.[bench]'``
 Writes ``benchmarks/results/busi_reference_unet.{json,md}`` beside the sonokit preset's numbers from
 ``benchmarks/results/busi_supervised.json``. Finished runs are reused (``runs/bench_busi/reference``).
 
-Usage: python benchmarks/busi_reference_unet.py [--seeds 0 1 2] [--fractions 1.0 0.2]
+Usage: python benchmarks/busi_reference_unet.py [--seeds 0 1 2] [--fractions 1.0 0.2] [--collect]
 """
 from __future__ import annotations
 
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench_busi" / "reference"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "busi_reference_unet"))
+    ap.add_argument("--collect", action="store_true", help="only collect finished runs; train nothing")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     reader = open_dataset(args.data, "busi")
@@ -132,6 +133,8 @@ def main() -> None:
             path = runs_dir / f"frac{frac:g}_seed{seed}.json"
             if path.exists():
                 res = json.loads(path.read_text())
+            elif args.collect:
+                continue
             else:
                 train_ids = [i for i in select_ids(split, "train", seed=seed, fraction=frac) if labels[i] in CLASSES]
                 epochs = round(EPOCHS_100 / frac) if frac < 1 else EPOCHS_100
