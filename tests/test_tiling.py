@@ -26,7 +26,9 @@ def test_tiled_differs_only_near_seams_when_receptive_field_is_too_large():
     fn = _conv(21)  # radius 10 > overlap // 2 = 4
     diff = (tiled_apply(fn, x, tile=64, overlap=8) - fn(x)).abs().amax(dim=(0, 1, 2))  # per column
     assert diff.max() > 1e-3  # seams do differ
-    assert diff[:40].max() < 1e-5  # far from the first vertical seam (around column 60) it is identical
+    # far from the first vertical seam (around column 60) it is identical up to float32 summation order
+    # (a 21x21 conv adds 441 products; 1.1e-5 was seen), ten times below what marks a seam
+    assert diff[:40].max() < 1e-4
 
 
 def test_multiple_keeps_tiles_on_the_grid_and_pads():
