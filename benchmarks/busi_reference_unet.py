@@ -42,6 +42,7 @@ from busi_supervised import commit  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
 from sonokit.data.io import atomic_write  # noqa: E402
 from sonokit.data.splits import load_split, select_ids  # noqa: E402
+from sonokit.evaluation import split_ids  # noqa: E402
 from sonokit.metrics import aggregate, segmentation_metrics  # noqa: E402
 from sonokit.reports.tables import fmt_mean_std, markdown_table  # noqa: E402
 
@@ -121,11 +122,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "busi_reference_unet"))
     ap.add_argument("--collect", action="store_true", help="only collect finished runs; train nothing")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     reader = open_dataset(args.data, "busi")
     labels = {r.id: r.label for r in reader.records}
     split = load_split(SPLIT)
-    test_ids = [i for i in select_ids(split, "test") if labels[i] in CLASSES]
+    test_ids = split_ids(SPLIT, "test", reader.ids, list(CLASSES), labels)
     runs_dir = Path(args.runs)
     results, rev = [], commit()
     for seed in args.seeds:
@@ -137,7 +137,7 @@ def main() -> None:
                 continue
             else:
                 train_ids = [i for i in select_ids(split, "train", seed=seed, fraction=frac) if labels[i] in CLASSES]
-                epochs = round(EPOCHS_100 / frac) if frac < 1 else EPOCHS_100
+                epochs = round(EPOCHS_100 / frac)
                 print(f"reference U-Net: seed {seed}, {frac:g} labels, {len(train_ids)} images, {epochs} epochs", flush=True)
                 x, y = load(reader, train_ids)
                 t0 = time.perf_counter()
@@ -162,7 +162,7 @@ def paired(results: list[dict], sonokit_runs: Path) -> list[dict]:
 
     out = []
     for frac in sorted({r["fraction"] for r in results}, reverse=True):
-        ref, son, seeds = {}, {}, []
+        ref, son, seeds, son_runs = {}, {}, [], []
         for r in results:
             if r["fraction"] != frac:
                 continue
@@ -170,15 +170,15 @@ def paired(results: list[dict], sonokit_runs: Path) -> list[dict]:
             if not path.exists():
                 continue
             seeds.append(r["seed"])
+            ev = json.loads(path.read_text())
+            son_runs.append(ev["aggregate"]["dice"]["mean"])
             for row in r["rows"]:
                 ref.setdefault(row["id"], []).append(row["dice"])
-            for row in json.loads(path.read_text())["rows"]:
+            for row in ev["rows"]:
                 son.setdefault(row["id"], []).append(row["dice"])
         ids = sorted(i for i in ref if i in son and len(ref[i]) == len(son[i]) == len(seeds))
         if not ids:
             continue
-        son_runs = [json.loads((sonokit_runs / f"frac{frac:g}_seed{sd}" / "eval" / "test.json").read_text())
-                    ["aggregate"]["dice"]["mean"] for sd in seeds]
         ref_runs = [r["aggregate"]["dice"]["mean"] for r in results if r["fraction"] == frac and r["seed"] in seeds]
         d = np.array([np.mean(son[i]) - np.mean(ref[i]) for i in ids])
         rng = np.random.default_rng(0)
