@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from sonokit.enhance import NLLRDenoiser, block_match, estimate_noise_sigma, nllr_denoise, svd_threshold
+from sonokit.enhance import (NLLRDenoiser, block_match, collaborative_wiener, estimate_noise_sigma, nllr_denoise,
+                             svd_threshold)
+from sonokit.enhance.nllr import dct_matrix
 from sonokit.metrics import psnr
 
 
@@ -53,6 +55,61 @@ def test_block_match_groups_contain_reference_and_are_in_bounds():
     assert ((groups - refs[:, None]).abs() <= 5).all()
 
 
+@pytest.mark.parametrize("shape,patch,stride,search,k", [((24, 21), 5, 3, 3, 6), ((17, 30), 4, 4, 6, 12),
+                                                         ((12, 12), 8, 3, 10, 4)])
+def test_block_match_picks_the_k_nearest_patches(shape, patch, stride, search, k):
+    """Against a brute-force loop over every candidate (an independent implementation of the distances)."""
+    y = np.random.default_rng(3).random(shape).astype(np.float32)
+    refs, groups = block_match(torch.from_numpy(y), patch=patch, stride=stride, search=search, k=k)
+    H, W = shape
+    rows = sorted(set(range(0, H - patch + 1, stride)) | {H - patch})
+    cols = sorted(set(range(0, W - patch + 1, stride)) | {W - patch})
+    assert refs.tolist() == [[r, c] for r in rows for c in cols]
+
+    def d(a, b):
+        return float(((y[a[0]:a[0] + patch, a[1]:a[1] + patch] - y[b[0]:b[0] + patch, b[1]:b[1] + patch]) ** 2).sum())
+
+    for ref, grp in zip(refs.tolist(), groups.tolist()):
+        cands = [(i, j) for i in range(max(0, ref[0] - search), min(H - patch, ref[0] + search) + 1)
+                 for j in range(max(0, ref[1] - search), min(W - patch, ref[1] + search) + 1)]
+        best = sorted(d(ref, c) for c in cands)[:k]
+        got = [d(ref, g) for g in grp]
+        assert grp[0] == ref and len(set(map(tuple, grp))) == k
+        assert got == pytest.approx(best, abs=1e-4)
+
+
+def test_dct_matrix_is_orthonormal_dct_ii():
+    from scipy.fft import dct
+
+    D = dct_matrix(8, dtype=torch.float64)
+    assert torch.allclose(D @ D.T, torch.eye(8, dtype=torch.float64), atol=1e-12)
+    assert np.allclose(D.numpy(), dct(np.eye(8), norm="ortho", axis=0))
+
+
+def test_collaborative_wiener_improves_on_its_pilot():
+    x, y = noisy(64, sigma=0.1)
+    t = torch.from_numpy(y)
+    pilot = nllr_denoise(t, sigma=0.1, iterations=1)
+    out = collaborative_wiener(t, pilot, 0.1)
+    assert out.shape == t.shape and torch.isfinite(out).all()
+    assert psnr(out.numpy(), x) > psnr(pilot.numpy(), x) + 0.3
+    assert torch.equal(out, collaborative_wiener(t, pilot, 0.1))  # deterministic
+    # a perfect pilot: the Wiener gains of the clean spectrum leave little noise
+    oracle = collaborative_wiener(t, torch.from_numpy(x), 0.1)
+    assert psnr(oracle.numpy(), x) > psnr(out.numpy(), x)
+    # sigma = 0: nothing to remove, the image comes back
+    assert torch.allclose(collaborative_wiener(t, t, 0.0), t, atol=1e-5)
+
+
+def test_nllr_wiener_option_matches_its_two_steps():
+    x, y = noisy(48)
+    both = nllr_denoise(y, sigma=0.08, iterations=1, wiener=1)
+    pilot = nllr_denoise(torch.from_numpy(y), sigma=0.08, iterations=1)
+    assert np.array_equal(both, collaborative_wiener(torch.from_numpy(y), pilot, 0.08, stride=4, search=8).numpy())
+    assert np.array_equal(NLLRDenoiser(iterations=1, wiener=1)(y, sigma=0.08), both)
+    assert psnr(both, x) > psnr(pilot.numpy(), x)
+
+
 def test_svd_and_gram_thresholding_agree():
     g = torch.randn(20, 16, 6, generator=torch.Generator().manual_seed(0))
     g[:, :, :3] += 5 * torch.randn(20, 16, 1, generator=torch.Generator().manual_seed(1))
@@ -92,3 +149,11 @@ def test_bad_arguments():
         nllr_denoise(np.zeros((2, 16, 16), np.float32))
     with pytest.raises(ValueError, match="weighting"):
         NLLRDenoiser(weighting="max")
+    with pytest.raises(ValueError, match="wiener must be an integer >= 0"):
+        nllr_denoise(y, wiener=-1)
+    with pytest.raises(ValueError, match="wiener_stride"):
+        nllr_denoise(y, wiener=1, wiener_stride=9)
+    with pytest.raises(ValueError, match="wiener_k=500"):
+        nllr_denoise(y, wiener=1, wiener_k=500)
+    with pytest.raises(ValueError, match="wiener_stride"):
+        NLLRDenoiser(wiener=1, wiener_stride=0)
