@@ -8,7 +8,12 @@ Usage:
 It runs `sonokit experiment ssl-grid` with configs/ssl_grid_busi_<preset>.yaml (resumable: finished runs are
 kept under runs/ssl_grid_busi_<preset>/). With --reuse-supervised, the supervised runs of
 benchmarks/busi_supervised.py (same fine-tune config, split, epochs and seeds) are copied in instead of
-being trained again. The result files say which seeds and fractions were run.
+being trained again. With --merge, the rows already in benchmarks/results/ssl_busi.json for runs this
+invocation does not have are kept (each row keeps the commit it was computed at) and a ``pretext: best``
+variant is pinned to the view the committed file chose, so a grid can grow across sessions whose run folders
+are gone: e.g. ``--merge --seeds 2 --fractions 0.2`` adds seed 2 to committed seeds 0 and 1. The pretraining
+is seeded (config seed 0) and redone identically for every seed. The result files say which seeds and
+fractions they hold.
 """
 from __future__ import annotations
 
@@ -34,8 +39,12 @@ def main() -> None:
                     help="copy runs/bench_busi/<preset>/frac*_seed* (busi_supervised.py) as the supervised variant")
     ap.add_argument("--collect", action="store_true",
                     help="train nothing: write the result files from the runs that have finished so far")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the committed result rows of runs not in this invocation; pin 'best' to the committed view")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ssl_busi"))
     args = ap.parse_args()
+    out = Path(args.out)
+    old = json.loads(out.with_suffix(".json").read_text()) if args.merge and out.with_suffix(".json").exists() else None
     cfg_path = ROOT / "configs" / f"ssl_grid_busi_{args.preset}.yaml"
     full = load_config(cfg_path, cls=SSLGridConfig)
     overrides = [f"out_dir={ROOT / 'runs' / f'ssl_grid_busi_{args.preset}'}",
@@ -51,6 +60,11 @@ def main() -> None:
                       f"val_every={json.dumps([full.val_every[i] for i in keep])}"]
     cfg = load_config(cfg_path, overrides, cls=SSLGridConfig)
     grid = SSLGrid(cfg)
+    if old is not None:
+        for v in grid.cfg.variants:
+            if v.pretext == "best" and v.name in old.get("pretext_choices", {}):
+                v.pretext = old["pretext_choices"][v.name]
+                print(f"{v.name}: pretext pinned to the committed choice '{v.pretext}'")
     if args.reuse_supervised:
         for seed in cfg.seeds:
             for frac in cfg.fractions:
@@ -60,24 +74,36 @@ def main() -> None:
                     shutil.copytree(src, dst)
                     print(f"reusing {src} as {dst}")
     grid.run(train=not args.collect)
-    out = Path(args.out)
+    if old is not None:  # committed rows of runs this invocation did not produce
+        key = lambda r: (r["variant"], r["seed"], r["fraction"])  # noqa: E731
+        new = {key(r) for r in grid.rows}
+        kept = [r for r in old["rows"] if key(r) not in new]
+        for name, choice in old.get("pretext_choices", {}).items():
+            grid.choices.setdefault(name, choice)
+        grid.rows = sorted(grid.rows + kept, key=lambda r: (r["fraction"], r["seed"]))
+        grid.write(report=True)
+        print(f"merged {len({key(r) for r in kept})} committed run(s) with {len(new)} from this invocation")
     doc = json.loads((grid.out / "results.json").read_text())
     doc["benchmark"] = "ssl_busi"
     done = {(r["variant"], r["seed"], r["fraction"]) for r in doc["rows"]}
-    doc["complete"] = (sorted(cfg.seeds) == sorted(full.seeds) and sorted(cfg.fractions) == sorted(full.fractions)
-                       and len(done) == len(cfg.variants) * len(cfg.seeds) * len(cfg.fractions))
+    seeds = sorted({s for _, s, _ in done})
+    fractions = sorted({f for _, _, f in done})
+    doc["complete"] = (seeds == sorted(full.seeds) and fractions == sorted(full.fractions)
+                       and len(done) == len(full.variants) * len(full.seeds) * len(full.fractions))
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     md = (grid.out / "results.md").read_text()
-    missing = [f"{v.name} seed {s} {f:g}" for v in cfg.variants for s in cfg.seeds for f in cfg.fractions
+    missing = [f"{v.name} seed {s} {f:g}" for v in cfg.variants for s in seeds for f in fractions
                if (v.name, s, f) not in done]
+    commits = sorted({r["commit"] for r in doc["rows"]})
     scope = ("the whole grid" if doc["complete"] else
-             f"a slice of the grid: seeds {cfg.seeds}, label fractions {cfg.fractions} (the full preset has seeds "
+             f"a slice of the grid: seeds {seeds}, label fractions {fractions} (the full preset has seeds "
              f"{full.seeds} and fractions {full.fractions})" + (f"; runs not finished yet: {', '.join(missing)}" if missing else ""))
-    md += (f"\nPreset `{cfg_path.relative_to(ROOT)}`; this file holds {scope}. "
+    md += (f"\nPreset `{cfg_path.relative_to(ROOT)}`; this file holds {scope}. Rows computed at commit(s) "
+           f"{', '.join(commits)}. "
            f"Regenerate: `python benchmarks/ssl_busi.py --preset {args.preset}"
            + (" --reuse-supervised" if args.reuse_supervised else "")
-           + (f" --seeds {' '.join(map(str, cfg.seeds))}" if not doc["complete"] else "")
-           + (f" --fractions {' '.join(f'{f:g}' for f in cfg.fractions)}" if not doc["complete"] else "") + "`.\n"
+           + (f" --seeds {' '.join(map(str, seeds))}" if not doc["complete"] else "")
+           + (f" --fractions {' '.join(f'{f:g}' for f in fractions)}" if not doc["complete"] else "") + "`.\n"
            f"\nMachine: {doc['machine']['platform']}, torch {doc['machine']['torch']}, {doc['machine']['device']}.\n")
     out.with_suffix(".md").write_text(md)
     print(f"wrote {out.with_suffix('.md')}")
