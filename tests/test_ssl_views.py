@@ -142,3 +142,22 @@ def test_jigsaw_grid_must_divide_image():
         Jigsaw(grid=6)(torch.rand(1, 1, 50, 48), _gen())
     with pytest.raises(ValueError, match="integer >= 2"):
         CrossPatchJigsaw(grid=1)
+
+
+def test_rfft_layout_mask_is_the_centred_mask_shifted_and_halved():
+    aug = FrequencyBandStop(p=0.7, angle=(0.0, 90.0))
+    for h, w in ((64, 64), (63, 50), (33, 20)):
+        params = aug.sample(16, torch.Generator().manual_seed(h))
+        centred = aug.mask(h, w, params)
+        half = aug.mask(h, w, params, layout="rfft")
+        assert half.shape == (16, h, w // 2 + 1)
+        assert torch.equal(torch.fft.ifftshift(centred, dim=(-2, -1))[..., : w // 2 + 1], half)
+        # point symmetry M(f) = M(-f) on the centred grid, Nyquist row/column included
+        iy, ix = (2 * (h // 2) - torch.arange(h)) % h, (2 * (w // 2) - torch.arange(w)) % w
+        assert torch.equal(centred, centred[:, iy][:, :, ix])
+        x = torch.rand(16, 1, h, w, generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(bandstop(x, centred), bandstop(x, half, layout="rfft"), atol=1e-6)
+    with pytest.raises(ValueError, match="layout"):
+        aug.mask(8, 8, aug.sample(1, torch.Generator()), layout="shifted")
+    with pytest.raises(ValueError, match="rfft mask"):
+        bandstop(torch.rand(1, 1, 8, 8), torch.ones(1, 8, 8), layout="rfft")

@@ -39,37 +39,52 @@ def frequency_grid(h: int, w: int, device=None) -> tuple[torch.Tensor, torch.Ten
 
 def bandstop_mask(
     h: int, w: int, *, kind: torch.Tensor, r0: torch.Tensor, width: torch.Tensor, angle: torch.Tensor,
-    thickness: torch.Tensor, keep_radius: float = 10.0, device=None,
+    thickness: torch.Tensor, keep_radius: float = 10.0, device=None, layout: str = "centred",
 ) -> torch.Tensor:
-    """(B, h, w) float mask: 0 in the stop band, 1 elsewhere.
+    """Binary band-stop masks: 0 in the stop band, 1 elsewhere.
 
     Args (each (B,)): ``kind`` 0 = circle, 1 = X; ``r0`` inner radius and ``width`` radial extent of the
     band (samples); ``angle`` θ of the X in radians; ``thickness`` full width of each X strip (samples).
+    ``layout``: ``"centred"`` -> (B, h, w) over the centred spectrum (DC at (h // 2, w // 2)); ``"rfft"`` ->
+    (B, h, w // 2 + 1), the same mask in the order of ``torch.fft.rfft2``'s output (DC at [0, 0]), i.e.
+    ``ifftshift(centred)[..., : w // 2 + 1]``, computed directly on half the frequencies.
+
+    The strips are at distance ``|fx sinθ ∓ fy cosθ|`` from the lines through 0 at angles ±θ; the nearer
+    one is ``| |fx sinθ| - |fy cosθ| |``. Every test reads ``|fx|`` and ``|fy|`` only, so ``M(f) = M(-f)``
+    holds exactly, also on the Nyquist row/column of even sizes (which are their own mirror).
     """
-    fy, fx = frequency_grid(h, w, device)  # (h, w) each
-    r = torch.sqrt(fx**2 + fy**2)[None]  # (1, h, w)
+    if layout not in ("centred", "rfft"):
+        raise ValueError(f"layout must be 'centred' or 'rfft', found {layout!r}")
+    fy = torch.arange(h, device=device) - h // 2  # (h,) centred coordinates
+    fx = torch.arange(w if layout == "centred" else w // 2 + 1, device=device) - w // 2
+    if layout == "rfft":  # DFT index k holds centred frequency ((k + n // 2) mod n) - n // 2
+        fy = (torch.arange(h, device=device) + h // 2) % h - h // 2
+        fx = (torch.arange(w // 2 + 1, device=device) + w // 2) % w - w // 2
+    ay, ax = fy.abs().float()[:, None], fx.abs().float()[None, :]  # (h, 1), (1, w')
+    r = torch.sqrt(ax**2 + ay**2)[None]  # (1, h, w')
     r0, width, angle, thickness = (t.to(device).float()[:, None, None] for t in (r0, width, angle, thickness))
-    ring = (r >= r0) & (r < r0 + width)  # (B, h, w)
-    # distance of (fx, fy) to the lines through 0 at angles +θ and -θ: |fx sinθ ∓ fy cosθ|
-    d1 = (fx[None] * torch.sin(angle) - fy[None] * torch.cos(angle)).abs()
-    d2 = (fx[None] * torch.sin(angle) + fy[None] * torch.cos(angle)).abs()
-    cross = (torch.minimum(d1, d2) < thickness / 2) & (r < r0 + width)
+    outer = r < r0 + width  # (B, h, w')
+    ring = (r >= r0) & outer
+    near = (ax[None] * torch.sin(angle).abs() - ay[None] * torch.cos(angle).abs()).abs()  # (B, h, w') distance to the X
+    cross = (near < thickness / 2) & outer
     stop = torch.where(kind.to(device)[:, None, None] == 0, ring, cross)
     stop &= r >= keep_radius  # the low-frequency disc is never removed
-    # Point symmetry M(f) = M(-f): the Nyquist row/column (f = -h/2 for even h) is its own mirror modulo h,
-    # where the strips are not symmetric; stop a frequency when it or its mirror is stopped.
-    iy = (2 * (h // 2) - torch.arange(h, device=device)) % h
-    ix = (2 * (w // 2) - torch.arange(w, device=device)) % w
-    stop = stop | stop[:, iy][:, :, ix]
     return (~stop).float()
 
 
-def bandstop(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Apply a centred-spectrum mask to the DFT amplitude, keep the phase: (B, C, H, W), (B, H, W) -> same."""
-    if x.ndim != 4 or mask.shape != (x.shape[0], *x.shape[-2:]):
-        raise ValueError(f"bandstop expects x (B, C, H, W) and mask (B, H, W); found {tuple(x.shape)} and {tuple(mask.shape)}")
+def bandstop(x: torch.Tensor, mask: torch.Tensor, *, layout: str = "centred") -> torch.Tensor:
+    """Apply a band-stop mask to the DFT amplitude, keep the phase: (B, C, H, W) -> same.
+
+    ``mask``: (B, H, W) over the centred spectrum (``layout="centred"``) or (B, H, W // 2 + 1) in rfft2 order
+    (``layout="rfft"``), as :func:`bandstop_mask` makes them."""
+    if layout not in ("centred", "rfft"):
+        raise ValueError(f"layout must be 'centred' or 'rfft', found {layout!r}")
+    want = None if x.ndim != 4 else (x.shape[0], x.shape[-2], x.shape[-1] if layout == "centred" else x.shape[-1] // 2 + 1)
+    if want is None or tuple(mask.shape) != want:
+        raise ValueError(f"bandstop expects x (B, C, H, W) and a {layout} mask (B, H, {'W' if layout == 'centred' else 'W // 2 + 1'}); "
+                         f"found {tuple(x.shape)} and {tuple(mask.shape)}")
     H, W = x.shape[-2:]
-    m = torch.fft.ifftshift(mask, dim=(-2, -1))[..., : W // 2 + 1]  # (B, H, W//2+1): DC at [0, 0], rfft half
+    m = torch.fft.ifftshift(mask, dim=(-2, -1))[..., : W // 2 + 1] if layout == "centred" else mask  # DC at [0, 0]
     X = torch.fft.rfft2(x.float())  # (B, C, H, W//2+1) complex
     y = torch.fft.irfft2(X * m[:, None].to(X.device), s=(H, W))
     return y.to(x.dtype)
@@ -131,15 +146,16 @@ class FrequencyBandStop:
             "thickness": u(*self.thickness),
         }
 
-    def mask(self, h: int, w: int, params: dict[str, torch.Tensor], device=None) -> torch.Tensor:
+    def mask(self, h: int, w: int, params: dict[str, torch.Tensor], device=None, layout: str = "centred") -> torch.Tensor:
+        """(B, h, w) centred masks, or (B, h, w // 2 + 1) in rfft2 order; images not drawn for filtering get 1."""
         m = bandstop_mask(h, w, kind=params["kind"], r0=params["r0"], width=params["width"],
                           angle=params["angle"], thickness=params["thickness"], keep_radius=self.keep_radius,
-                          device=device)
-        return torch.where(params["apply"].to(m.device)[:, None, None], m, torch.ones_like(m))
+                          device=device, layout=layout)
+        return m.masked_fill_(~params["apply"].to(m.device)[:, None, None], 1.0)
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         B, C, H, W = x.shape
-        y = bandstop(x, self.mask(H, W, params, x.device))
+        y = bandstop(x, self.mask(H, W, params, x.device, layout="rfft"), layout="rfft")
         return y.clamp(0, 1) if self.clamp else y
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
