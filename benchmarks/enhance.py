@@ -59,8 +59,8 @@ def retime(bench: EnhanceBench, setting: str, repeat: int) -> dict[str, float]:
 
 
 def speed_rows(bench: EnhanceBench, setting: str, seconds: dict[str, float]) -> tuple[list[list], dict]:
-    """The speed table and, for the networks, NLLR and NLLR + Wiener (the issue's "NLLR or the enhancer"), the target verdict.
-    PSNR/SSIM come from the noise study; ``seconds`` from :func:`retime` (one run, side by side)."""
+    """The speed table and, for the networks, NLLR and NLLR + Wiener (the issue's "NLLR or the enhancer"), the
+    target verdict. PSNR/SSIM come from the noise study; ``seconds`` from :func:`retime` (one run, side by side)."""
     rows_ = [r for r in bench.rows if r["study"] == "noise" and r["setting"] == setting]
     methods = [m for m in dict.fromkeys(r["method"] for r in rows_) if m in seconds or m == "input"]
     kind = {r["method"]: r["kind"] for r in rows_}
