@@ -192,7 +192,8 @@ def svd_threshold(groups: torch.Tensor, tau: float, *, mode: str = "hard",
 
 
 def aggregate_groups(patches: torch.Tensor, corners: torch.Tensor, weights: torch.Tensor, *,
-                     shape: tuple[int, int], fallback: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
+                     shape: tuple[int, int], fallback: torch.Tensor,
+                     window: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted average of overlapping patch estimates.
 
     ``patches`` (N, k, p, p), ``corners`` (N, k, 2) top-left (row, col), ``weights`` (N,) per group and an

@@ -79,9 +79,10 @@ def bandstop(x: torch.Tensor, mask: torch.Tensor, *, layout: str = "centred") ->
     (``layout="rfft"``), as :func:`bandstop_mask` makes them."""
     if layout not in ("centred", "rfft"):
         raise ValueError(f"layout must be 'centred' or 'rfft', found {layout!r}")
+    last = "W" if layout == "centred" else "W // 2 + 1"
     want = None if x.ndim != 4 else (x.shape[0], x.shape[-2], x.shape[-1] if layout == "centred" else x.shape[-1] // 2 + 1)
     if want is None or tuple(mask.shape) != want:
-        raise ValueError(f"bandstop expects x (B, C, H, W) and a {layout} mask (B, H, {'W' if layout == 'centred' else 'W // 2 + 1'}); "
+        raise ValueError(f"bandstop expects x (B, C, H, W) and a {layout} mask (B, H, {last}); "
                          f"found {tuple(x.shape)} and {tuple(mask.shape)}")
     H, W = x.shape[-2:]
     m = torch.fft.ifftshift(mask, dim=(-2, -1))[..., : W // 2 + 1] if layout == "centred" else mask  # DC at [0, 0]
@@ -146,7 +147,8 @@ class FrequencyBandStop:
             "thickness": u(*self.thickness),
         }
 
-    def mask(self, h: int, w: int, params: dict[str, torch.Tensor], device=None, layout: str = "centred") -> torch.Tensor:
+    def mask(self, h: int, w: int, params: dict[str, torch.Tensor], device=None,
+             layout: str = "centred") -> torch.Tensor:
         """(B, h, w) centred masks, or (B, h, w // 2 + 1) in rfft2 order; images not drawn for filtering get 1."""
         m = bandstop_mask(h, w, kind=params["kind"], r0=params["r0"], width=params["width"],
                           angle=params["angle"], thickness=params["thickness"], keep_radius=self.keep_radius,
