@@ -166,6 +166,26 @@ def test_unknown_model_did_you_mean(phantom, tmp_path):
     assert not (tmp_path / "r").exists()  # fails before the run folder or any target is made
     r = runner.invoke(app, [*_args(phantom, tmp_path / "r2"), "--set", "degrade.blur.axial_sigma=[-1, 2]"])
     assert isinstance(r.exception, ConfigError) and "axial_sigma" in str(r.exception)
+    r = runner.invoke(app, [*_args(phantom, tmp_path / "r3"), "--set", "target.wiener=-1"])
+    assert isinstance(r.exception, ConfigError) and "target.wiener must be >= 0" in str(r.exception)
+
+
+def test_nllr_wiener_targets(phantom, tmp_path):
+    """target.wiener adds the Wiener step to the NLLR targets; they get their own cache folder."""
+    from sonokit.data import open_dataset
+    from sonokit.data.pairs import EnhanceTargets
+    from sonokit.enhance import nllr_denoise
+
+    reader = open_dataset(phantom / "ph")
+    ids = reader.ids[:1]
+    kw = {"search": 6, "k": 8, "iterations": 1}
+    plain = EnhanceTargets(reader, ids, nllr=kw, cache_dir=tmp_path)
+    wiener = EnhanceTargets(reader, ids, nllr={**kw, "wiener": 1}, cache_dir=tmp_path)
+    assert plain.cache_path != wiener.cache_path
+    img = reader.get(ids[0]).image[0]
+    want = nllr_denoise(img.astype(np.float32), **kw, wiener=1)
+    assert np.allclose(wiener.targets[0].astype(np.float32), want, atol=1e-3)  # float16 cache
+    assert not np.allclose(plain.targets[0], wiener.targets[0], atol=1e-3)
 
 
 def test_target_cache_and_crops_are_deterministic(phantom, tmp_path):

@@ -179,6 +179,7 @@ class TargetConfig:
     search: int = 10
     k: int = 16
     iterations: int = 2
+    wiener: int = 0  # collaborative Wiener passes after NLLR (1: BM3D's second step guided by the NLLR estimate)
     cache_dir: str | None = None  # where NLLR targets are cached as .npy (null: RUN/targets); share it across runs
     device: str = "cpu"  # where NLLR runs (cuda: much faster for full-size frames)
 

@@ -73,7 +73,9 @@ def _check(cfg: EnhanceConfig) -> None:
         raise ConfigError(f"loss must be l1, mse or charbonnier; found '{cfg.loss}'")
     for name, v, lo in (("data.patch_size", d.patch_size, 8), ("data.batch_size", d.batch_size, 1),
                         ("data.patches_per_epoch", d.patches_per_epoch, 1), ("data.max_frames", d.max_frames, 1),
-                        ("data.max_val_frames", d.max_val_frames, 1)):
+                        ("data.max_val_frames", d.max_val_frames, 1), ("target.patch", t.patch, 2),
+                        ("target.stride", t.stride, 1), ("target.search", t.search, 0), ("target.k", t.k, 1),
+                        ("target.iterations", t.iterations, 1), ("target.wiener", t.wiener, 0)):
         if v is not None and v < lo:
             raise ConfigError(f"{name} must be >= {lo}, found {v}")
     if d.val_patch_size is not None and d.val_patch_size < 8:
@@ -118,7 +120,7 @@ def run_enhance(cfg: EnhanceConfig, *, resume: bool = False, quiet: bool = False
     train_ids, val_ids = _split_ids(cfg, reader, out)
     t = cfg.target
     nllr = {"sigma": t.sigma, "patch": t.patch, "stride": t.stride, "search": t.search, "k": t.k,
-            "iterations": t.iterations}
+            "iterations": t.iterations, **({"wiener": t.wiener} if t.wiener else {})}  # no key: caches stay valid
     cache_dir = Path(t.cache_dir) if t.cache_dir else out / "targets"
     tkw = dict(target=t.kind, nllr=nllr, max_side=d.max_side, cache_dir=cache_dir, fail_fast=d.fail_fast,
                device=t.device)
