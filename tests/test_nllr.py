@@ -97,8 +97,13 @@ def test_collaborative_wiener_improves_on_its_pilot():
     # a perfect pilot: the Wiener gains of the clean spectrum leave little noise
     oracle = collaborative_wiener(t, torch.from_numpy(x), 0.1)
     assert psnr(oracle.numpy(), x) > psnr(out.numpy(), x)
-    # sigma = 0: nothing to remove, the image comes back
-    assert torch.allclose(collaborative_wiener(t, t, 0.0), t, atol=1e-5)
+    # sigma = 0: nothing to remove, the image comes back; flat regions (all-zero spectra) stay finite
+    assert torch.equal(collaborative_wiener(t, t, 0.0), t)
+    flat = torch.zeros(32, 32)
+    flat[:, 16:] = 0.5
+    assert torch.equal(collaborative_wiener(flat, flat, 0.0), flat)
+    assert torch.isfinite(collaborative_wiener(flat, flat, 0.05)).all()
+    assert np.array_equal(nllr_denoise(flat.numpy(), sigma=0.0, wiener=1), flat.numpy())
 
 
 def test_nllr_wiener_option_matches_its_two_steps():

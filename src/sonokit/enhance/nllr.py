@@ -257,6 +257,8 @@ def collaborative_wiener(y: torch.Tensor, pilot: torch.Tensor, sigma: float, *, 
     Returns:
         (H, W) estimate.
     """
+    if not sigma > 0:  # no noise: nothing to filter (and 0 / 0 gains where the pilot's spectrum is 0)
+        return y.clone()
     H, W = y.shape
     p, dev = patch, y.device
     _, corners = block_match(pilot, patch=p, stride=stride, search=search, k=k)  # (N, k, 2)
