@@ -1,7 +1,7 @@
 """The Ellis et al. 2025 SSL grid on BUSI (issue 4), written to benchmarks/results/ssl_busi.{json,md}.
 
 Usage:
-    python benchmarks/ssl_busi.py                                  # the whole CPU grid (about 7 CPU-hours)
+    python benchmarks/ssl_busi.py                                  # the whole CPU grid (about 6 CPU-hours)
     python benchmarks/ssl_busi.py --seeds 0 --fractions 0.2        # a slice of it (the paper's headline setting)
     python benchmarks/ssl_busi.py --preset paper                   # ResNet50 presets, for a GPU
 
