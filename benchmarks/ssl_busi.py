@@ -81,6 +81,10 @@ def main() -> None:
         for name, choice in old.get("pretext_choices", {}).items():
             grid.choices.setdefault(name, choice)
         grid.rows = sorted(grid.rows + kept, key=lambda r: (r["fraction"], r["seed"]))
+        fr = sorted({r["fraction"] for r in grid.rows})  # the table lists the merged fractions and seeds
+        grid.cfg.fractions, grid.cfg.seeds = fr, sorted({r["seed"] for r in grid.rows})
+        grid.cfg.epochs = [full.epochs[full.fractions.index(f)] for f in fr]
+        grid.cfg.val_every = [full.val_every[full.fractions.index(f)] for f in fr]
         grid.write(report=True)
         print(f"merged {len({key(r) for r in kept})} committed run(s) with {len(new)} from this invocation")
     doc = json.loads((grid.out / "results.json").read_text())
