@@ -28,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from busi_supervised import commit  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
 from sonokit.enhance import nllr_denoise  # noqa: E402
 from sonokit.enhance.classical import CLASSICAL  # noqa: E402
@@ -48,8 +49,8 @@ def tuning_ids(reader) -> set[str]:
 def frames(root: Path, split: Path, n: int, size: int) -> list[tuple[str, np.ndarray]]:
     reader = open_dataset(root, "busi")
     labels = {r.id: r.label for r in reader.records}
-    test = [i for i in split_ids(split, "test", reader.ids, ["benign", "malignant"], labels)
-            if i not in tuning_ids(reader)]
+    tuned = tuning_ids(reader)
+    test = [i for i in split_ids(split, "test", reader.ids, ["benign", "malignant"], labels) if i not in tuned]
     if n > len(test):
         raise SystemExit(f"--n {n} exceeds the {len(test)} held-out test frames")
     pick = np.random.default_rng(0).choice(len(test), size=n, replace=False)
@@ -60,15 +61,6 @@ def frames(root: Path, split: Path, n: int, size: int) -> list[tuple[str, np.nda
                                               antialias=True, align_corners=False)
         out.append((test[k], img[0, 0].clamp(0, 1).numpy()))  # resized to size x size (the protocol)
     return out
-
-
-def commit() -> str:
-    import subprocess
-
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-    except Exception:
-        return "unknown"
 
 
 def main() -> None:

@@ -55,9 +55,9 @@ def bandstop_mask(
     """
     if layout not in ("centred", "rfft"):
         raise ValueError(f"layout must be 'centred' or 'rfft', found {layout!r}")
-    fy = torch.arange(h, device=device) - h // 2  # (h,) centred coordinates
-    fx = torch.arange(w if layout == "centred" else w // 2 + 1, device=device) - w // 2
-    if layout == "rfft":  # DFT index k holds centred frequency ((k + n // 2) mod n) - n // 2
+    if layout == "centred":  # (h,), (w,) centred coordinates
+        fy, fx = torch.arange(h, device=device) - h // 2, torch.arange(w, device=device) - w // 2
+    else:  # DFT index k holds centred frequency ((k + n // 2) mod n) - n // 2; rfft keeps w // 2 + 1 columns
         fy = (torch.arange(h, device=device) + h // 2) % h - h // 2
         fx = (torch.arange(w // 2 + 1, device=device) + w // 2) % w - w // 2
     ay, ax = fy.abs().float()[:, None], fx.abs().float()[None, :]  # (h, 1), (1, w')
