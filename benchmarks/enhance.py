@@ -73,7 +73,7 @@ def speed_rows(bench: EnhanceBench, setting: str, seconds: dict[str, float]) -> 
         speed = ref["seconds"] / v["seconds"] if ref and v["seconds"] > 0 and m != "input" else math.nan
         rows.append([m, f"{v['psnr']:.2f}", f"{v['ssim']:.3f}", "—" if m == "input" else f"{v['seconds']:.3f}",
                      "—" if math.isnan(speed) else f"{speed:.1f}x"])
-        if ref and (kind[m] == "network" or m in ("nllr", "nllr_wiener")):
+        if ref and (kind[m] in ("network", "hybrid") or m in ("nllr", "nllr_wiener")):
             verdict[m] = {"psnr_minus_bm3d_db": v["psnr"] - ref["psnr"], "speedup_vs_bm3d": speed,
                           "meets_target": bool(v["psnr"] >= ref["psnr"] - 0.05 and speed >= 5)}
     return rows, verdict

@@ -9,13 +9,20 @@ on the same image (round-robin, after one warm-up each), so machine load hits th
 The settings of ``nllr_wiener`` were chosen on 8 other BUSI frames (drawn from all 780 with seed 0, the
 protocol of this script before it moved to the test split); those frames are left out here.
 
-Usage: python benchmarks/nllr_vs_bm3d.py [--n 16] [--sigma 25]
+With ``--guide-checkpoint`` (default: the DRUNet-small Gaussian denoiser of
+``configs/denoise_busi_drunet_cpu.yaml`` in ``runs/denoise_busi_drunet_cpu`` when it is there), two more rows:
+that network alone (blind: it is not told σ) and ``nllr_wiener`` guided by it
+(:class:`sonokit.enhance.hybrid.GuidedNLLRWiener`; its time includes the network's). The guide weight was
+chosen on the same 8 tuning frames.
+
+Usage: python benchmarks/nllr_vs_bm3d.py [--n 16] [--sigma 25] [--guide-checkpoint CKPT]
 Writes benchmarks/results/nllr_vs_bm3d.{json,md}.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -31,13 +38,24 @@ sys.path.insert(0, str(ROOT / "src"))
 from busi_supervised import commit  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
 from sonokit.enhance import nllr_denoise  # noqa: E402
+from sonokit.enhance import enhance_image, load_enhancer  # noqa: E402
 from sonokit.enhance.classical import CLASSICAL  # noqa: E402
+from sonokit.enhance.hybrid import GUIDE_WEIGHT, GuidedNLLRWiener  # noqa: E402
 from sonokit.evaluation import split_ids  # noqa: E402
 from sonokit.metrics.quality import psnr, ssim  # noqa: E402
 from sonokit.reports.tables import markdown_table  # noqa: E402
 
 TOLERANCE_DB = 0.05  # "matches BM3D's PSNR": mean paired difference >= -0.05 dB (half the 0.1 dB table precision)
 SPEED_TARGET = 5.0
+DEFAULT_GUIDE = ROOT / "runs" / "denoise_busi_drunet_cpu" / "checkpoints" / "best.ckpt"
+
+
+def run_config_name(ckpt: Path) -> str | None:
+    """The ``name`` in the config.yaml of the run folder holding ``ckpt`` (``RUN/checkpoints/x.ckpt``)."""
+    import yaml
+
+    cfg = ckpt.resolve().parents[1] / "config.yaml"
+    return yaml.safe_load(cfg.read_text()).get("name") if cfg.exists() else None
 
 
 def tuning_ids(reader) -> set[str]:
@@ -70,6 +88,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--sigma", type=float, default=25.0, help="noise std in 8-bit levels (x/255)")
+    ap.add_argument("--guide-checkpoint", default=str(DEFAULT_GUIDE),
+                    help="a `sonokit train enhance` denoiser for the guided rows ('' for none)")
+    ap.add_argument("--guide-weight", type=float, default=GUIDE_WEIGHT)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "nllr_vs_bm3d"))
     args = ap.parse_args()
     sigma = args.sigma / 255
@@ -81,6 +102,17 @@ def main() -> None:
     methods = {"NLLR (sonokit, 2 passes)": lambda y: nllr_denoise(y, sigma=sigma),
                "NLLR (sonokit, 1 pass)": lambda y: nllr_denoise(y, sigma=sigma, iterations=1),
                "NLLR + collaborative Wiener (sonokit nllr_wiener)": wiener}
+    guide = None
+    if args.guide_checkpoint and Path(args.guide_checkpoint).is_file():
+        net, hp = load_enhancer(args.guide_checkpoint)
+        hybrid = GuidedNLLRWiener(net, guide_weight=args.guide_weight)
+        guide = {"checkpoint": os.path.relpath(args.guide_checkpoint, ROOT), "model": hp["model"],
+                 "target": (hp.get("image") or {}).get("target"), "guide_weight": args.guide_weight,
+                 "config": run_config_name(Path(args.guide_checkpoint))}
+        methods[f"{hp['model']} network alone (blind)"] = lambda y: enhance_image(net, y)
+        methods[f"nllr_wiener guided by {hp['model']} (w = {args.guide_weight:g})"] = lambda y: hybrid(y, sigma=sigma)
+    elif args.guide_checkpoint:
+        print(f"note: no guide checkpoint at {args.guide_checkpoint}; the guided rows are left out")
     if bm3d is not None:
         methods["BM3D (bm3d package)"] = lambda y: bm3d.bm3d(y, sigma_psd=sigma)
     rows: dict[str, dict[str, list[float]]] = {m: {"psnr": [], "ssim": [], "seconds": []} for m in ["noisy", *methods]}
@@ -126,7 +158,8 @@ def main() -> None:
                                                     "ids": [sid for sid, _ in data], "split": "test",
                                                     "commit": commit(), "tolerance_db": TOLERANCE_DB,
                                                     "size": args.size, "summary": summary, "per_image": rows,
-                                                    "bm3d_installed": bm3d is not None, "machine": machine}, indent=1))
+                                                    "bm3d_installed": bm3d is not None, "guide": guide,
+                                                    "machine": machine}, indent=1))
     md = [f"# NLLR vs BM3D on BUSI ({len(data)} held-out test images at {args.size} px, Gaussian σ = {args.sigma:g}/255)\n",
           "Every denoiser gets the true σ. PSNR/SSIM against the noise-free image (mean over images); ΔPSNR: mean "
           "paired per-image difference to BM3D with a bootstrap 95% CI; seconds per image (median, methods timed in "
@@ -134,6 +167,9 @@ def main() -> None:
           markdown_table(["method", "PSNR (dB)", "ΔPSNR vs BM3D (dB)", "SSIM", "seconds / image", "speed vs BM3D"], table),
           (f"\nTarget (issue 5): BM3D's PSNR (within {TOLERANCE_DB} dB) at >= {SPEED_TARGET:g}x its speed.\n"
            + "\n".join(verdicts) + "\n") if verdicts else "",
+          (f"\nGuide network: `{guide['checkpoint']}` ({guide['model']}, targets: {guide['target']}; trained with "
+           f"`sonokit train enhance` from config '{guide['config']}', run blind: it is not told σ). The guided row's "
+           "time includes the network's.\n") if guide else "",
           "" if bm3d is not None else "\nThe `bm3d` package is not installed here (`pip install 'sonokit[physics]'`), so BM3D is missing.\n",
           f"\nMachine: {machine['platform']}, torch {machine['torch']}, {machine['threads']} threads.\n"]
     out.with_suffix(".md").write_text("\n".join(md))

@@ -32,6 +32,7 @@ def bench_setup(tmp_path_factory):
         "frames": {**data, "format": "folder", "n": 3, "max_side": 48},
         "enhancers": [{"name": "dncnn_small", "config": str(d / "enh.yaml")}],
         "classical": ["median", "nllr"],
+        "hybrids": [{"name": "guided", "guide": "dncnn_small", "guide_weight": 0.5}],
         "noise": [{"kind": "gaussian", "level": 25}, {"kind": "speckle", "level": 1}],
         "psf": {"blur_sigmas": [0, 1.5], "image_size": 96},
         "segmentation": [{"name": "phantom", "config": str(d / "seg.yaml"), "max_images": 3}]}))
@@ -46,19 +47,22 @@ def test_enhance_bench_end_to_end_and_resume(bench_setup):
     rows = res["rows"]
     assert {r["study"] for r in rows} == {"noise", "psf", "plug"}
     noise = [r for r in rows if r["study"] == "noise" and r["metric"] == "psnr"]
-    assert {r["method"] for r in noise} == {"input", "dncnn_small", "median", "nllr"}
+    assert {r["method"] for r in noise} == {"input", "dncnn_small", "median", "nllr", "guided"}
+    assert {r["kind"] for r in noise if r["method"] == "guided"} == {"hybrid"}
     assert {r["setting"] for r in noise} == {"gaussian σ=25/255", "speckle m=1"}
     assert all(r["n"] == 3 and np.isfinite(r["mean"]) for r in noise)
     # the classical denoisers do remove Gaussian noise at σ = 25/255 (PSNR above the noisy input's)
     val = {(r["setting"], r["method"]): r["mean"] for r in noise}
     assert val[("gaussian σ=25/255", "median")] > val[("gaussian σ=25/255", "input")]
     assert val[("gaussian σ=25/255", "nllr")] > val[("gaussian σ=25/255", "input")]
+    assert val[("gaussian σ=25/255", "guided")] > val[("gaussian σ=25/255", "input")]
     psf = {(r["setting"], r["method"], r["metric"]): r["mean"] for r in rows if r["study"] == "psf"}
     # extra blur widens the points and flattens the edge of the degraded input
     assert psf[("blur σ=1.5 px", "input", "lateral_fwhm_mm")] > psf[("blur σ=0 px", "input", "lateral_fwhm_mm")]
     assert psf[("blur σ=1.5 px", "input", "edge_gradient_per_mm")] < psf[("blur σ=0 px", "input", "edge_gradient_per_mm")]
     plug = [r for r in rows if r["study"] == "plug" and r["metric"] == "dice"]
-    assert {r["method"] for r in plug} == {"raw", "raw_resampled", "dncnn_small", "nllr"} and all(r["n"] == 3 for r in plug)
+    assert {r["method"] for r in plug} == {"raw", "raw_resampled", "dncnn_small", "nllr", "guided"}
+    assert all(r["n"] == 3 for r in plug)
     assert all(r["computed"]["commit"] for r in rows if r["study"] == "noise")  # provenance of every cached result
     md = (out / "results.md").read_text()
     assert "Noise study" in md and "PSF study" in md and "Plug-and-play" in md and "Dice change vs raw" in md
@@ -97,7 +101,7 @@ def test_enhance_bench_bad_config(bench_setup, tmp_path):
     with pytest.raises(ConfigError, match="Nakagami"):
         EnhanceBench(load_config(d / "bench.yaml", ["noise=[{kind: speckle, level: 0.2}]"], cls=EnhanceBenchConfig))
     with pytest.raises(ConfigError, match="reserved"):
-        EnhanceBench(load_config(d / "bench.yaml", ["classical=[median]", "enhancers=[{name: raw, checkpoint: x}]"],
+        EnhanceBench(load_config(d / "bench.yaml", ["classical=[median]", "hybrids=[]", "enhancers=[{name: raw, checkpoint: x}]"],
                                  cls=EnhanceBenchConfig))
     with pytest.raises(ConfigError, match="plug_methods"):
         EnhanceBench(load_config(d / "bench.yaml", ["plug_methods=[bm4d]"], cls=EnhanceBenchConfig))
@@ -105,9 +109,15 @@ def test_enhance_bench_bad_config(bench_setup, tmp_path):
         EnhanceBench(load_config(d / "bench.yaml", ["psf.blur_sigmas=[-1]"], cls=EnhanceBenchConfig))
     with pytest.raises(ConfigError, match="unique"):
         EnhanceBench(load_config(d / "bench.yaml", ["classical=[median, median]"], cls=EnhanceBenchConfig))
+    with pytest.raises(ConfigError, match="guide 'drunet' is not among the enhancers"):
+        EnhanceBench(load_config(d / "bench.yaml", ["hybrids=[{name: g, guide: drunet}]"], cls=EnhanceBenchConfig))
+    with pytest.raises(ConfigError, match="guide_weight must be in"):
+        EnhanceBench(load_config(d / "bench.yaml", ["hybrids=[{name: g, guide: dncnn_small, guide_weight: 1.5}]"],
+                                 cls=EnhanceBenchConfig))
     with pytest.raises(Exception, match="did you mean|unknown"):
         EnhanceBench(load_config(d / "bench.yaml", ["classical=[medain]"], cls=EnhanceBenchConfig))
-    b = EnhanceBench(load_config(d / "bench.yaml", [f"out_dir={tmp_path}", "enhancers=[{name: x, checkpoint: nope.ckpt}]"],
+    b = EnhanceBench(load_config(d / "bench.yaml", [f"out_dir={tmp_path}", "hybrids=[]",
+                                                     "enhancers=[{name: x, checkpoint: nope.ckpt}]"],
                                  cls=EnhanceBenchConfig))
     with pytest.raises(ConfigError, match="nope.ckpt"):
         b.methods()

@@ -125,6 +125,30 @@ def test_enhance_cli_png_odd_size_and_dicom(trained, tmp_path):
     assert np.array_equal(png, d.pixel_array)
 
 
+def test_enhance_cli_refine_nllr_wiener(trained, tmp_path):
+    """--refine nllr-wiener: NLLR + collaborative Wiener filtering guided by the network (GuidedNLLRWiener)."""
+    from sonokit.enhance.hybrid import GuidedNLLRWiener
+
+    img = (np.random.default_rng(1).random((40, 56)) * 255).astype(np.uint8)
+    save(tmp_path / "in" / "a.png", img)
+    ck = trained / "checkpoints" / "best.ckpt"
+    ok(runner.invoke(app, ["enhance", str(tmp_path / "in"), "--checkpoint", str(ck), "--out", str(tmp_path / "out"),
+                           "--tile", "32", "--overlap", "24", "--refine", "nllr-wiener", "--guide-weight", "0.4"]))
+    got = np.asarray(Image.open(tmp_path / "out" / "a_enhanced.png"))
+    net, _ = load_enhancer(ck)
+    x = img.astype(np.float32) / 255
+    want = GuidedNLLRWiener(net, guide_weight=0.4, tile=32, overlap=24)(x)
+    assert np.abs(got.astype(int) - np.round(want * 255).astype(int)).max() <= 1
+    plain = enhance_image(net, x, tile=32, overlap=24)  # the refinement changes the network's output
+    assert np.abs(want - plain).mean() > 1e-3
+    for bad, msg in ((["--refine", "bm3d"], "--refine must be none or nllr-wiener"),
+                     (["--refine", "nllr-wiener", "--guide-weight", "2"], "--guide-weight must be in")):
+        r = runner.invoke(app, ["enhance", str(tmp_path / "in"), "--checkpoint", str(ck), "--out", str(tmp_path / "o2"), *bad])
+        assert isinstance(r.exception, ConfigError) and msg in str(r.exception)
+    with pytest.raises(ValueError, match="guide_weight"):
+        GuidedNLLRWiener(net, guide_weight=-1)
+
+
 def test_tiled_equals_whole_image_when_overlap_covers_receptive_field():
     torch.manual_seed(0)
     net = create_enhancer("dncnn_small").eval()  # 10 3x3 layers: receptive-field radius 10 px

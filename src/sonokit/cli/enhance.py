@@ -71,6 +71,12 @@ def enhance_cmd(
     training_scale: bool = typer.Option(False, "--training-scale", help="Enhance at the pixel scale the model was "
                                         "trained at (downscale to its max_side, enhance, resize back) instead of "
                                         "at the image's own resolution."),
+    refine: str = typer.Option("none", "--refine", help="none | nllr-wiener: use the network's output as a guide "
+                               "for NLLR + collaborative Wiener filtering of the image (blind; for networks trained as "
+                               "denoisers, e.g. configs/denoise_busi_drunet_cpu.yaml; several times slower). See "
+                               "sonokit.enhance.hybrid."),
+    guide_weight: float = typer.Option(0.4, "--guide-weight", help="With --refine nllr-wiener: the network's share "
+                                       "of the Wiener pilot, in [0, 1]."),
 ) -> None:
     """Enhance images of any size with a trained enhancement model (deconvolution + denoising)."""
     import torch
@@ -95,9 +101,20 @@ def enhance_cmd(
     if training_scale and not ms:
         console.print("[yellow]note:[/] this model was trained on frames at their own size; --training-scale changes nothing")
     scale = ms if training_scale else None
+    if refine not in ("none", "nllr-wiener"):
+        raise ConfigError(f"--refine must be none or nllr-wiener, found '{refine}'")
+    if not 0 <= guide_weight <= 1:
+        raise ConfigError(f"--guide-weight must be in [0, 1], found {guide_weight}")
+    if refine == "nllr-wiener":
+        from ..enhance.hybrid import GuidedNLLRWiener
+
+        fn = GuidedNLLRWiener(net, guide_weight=guide_weight, tile=tile, overlap=overlap)
+    else:
+        def fn(x):
+            return enhance_image(net, x, tile=tile, overlap=overlap)
 
     def run(im):
-        return at_scale(lambda x: enhance_image(net, x, tile=tile, overlap=overlap), im, scale)
+        return at_scale(fn, im, scale)
     torch.set_grad_enabled(False)
     out.mkdir(parents=True, exist_ok=True)
     failed: list[tuple[Path, str]] = []

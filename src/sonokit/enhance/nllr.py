@@ -283,7 +283,8 @@ def nllr_denoise(image: torch.Tensor | np.ndarray, *, sigma: float | None = None
                  stride: int = 4, search: int = 10, k: int = 16, c: float = 1.0, threshold: str = "hard",
                  weighting: str = "rank", iterations: int = 2, delta: float = 0.1,
                  gamma: float = 0.67, wiener: int = 0, wiener_stride: int = 4, wiener_search: int = 8,
-                 wiener_k: int = 16) -> torch.Tensor | np.ndarray:
+                 wiener_k: int = 16, guide: torch.Tensor | np.ndarray | None = None,
+                 guide_weight: float = 0.5) -> torch.Tensor | np.ndarray:
     """Non-local low-rank denoising of a single image (see the module docstring for the method).
 
     Args:
@@ -299,6 +300,12 @@ def nllr_denoise(image: torch.Tensor | np.ndarray, *, sigma: float | None = None
             estimate before it (0: none); ``wiener_stride``, ``wiener_search`` and ``wiener_k`` are its
             block-matching settings. One pass after a single low-rank pass is the two-step scheme of BM3D
             with NLLR as the first step (``classical`` method ``nllr_wiener``).
+        guide: another estimate of the same clean image (same shape as ``image``), e.g. a trained
+            denoising network's output (:mod:`sonokit.enhance.hybrid`). Needs ``wiener >= 1``: the first
+            Wiener pass is then guided by the blend ``(1 - guide_weight) · NLLR + guide_weight · guide``
+            instead of the NLLR estimate alone (two estimators with different errors average to a better
+            pilot; the noisy image is still the only thing the Wiener step filters).
+        guide_weight: the guide's share of that pilot, in [0, 1].
 
     Returns:
         the denoised image, same shape and type (NumPy in, NumPy out) as ``image``.
@@ -319,15 +326,24 @@ def nllr_denoise(image: torch.Tensor | np.ndarray, *, sigma: float | None = None
         raise ValueError(f"threshold must be one of {list(THRESHOLDS)}, found {threshold!r}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {list(WEIGHTINGS)}, found {weighting!r}")
+    if not (math.isfinite(guide_weight) and 0 <= guide_weight <= 1):
+        raise ValueError(f"guide_weight must be in [0, 1], found {guide_weight}")
+    if guide is not None and wiener < 1:
+        raise ValueError("a guide blends into the pilot of the collaborative Wiener step; it needs wiener >= 1, "
+                         f"found wiener={wiener}")
     is_np = isinstance(image, np.ndarray)
     x = torch.from_numpy(np.ascontiguousarray(image)) if is_np else image
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"image must be a NumPy array or torch tensor, found {type(image).__name__}")
     if x.ndim == 4 and x.shape[1] == 1 and not is_np:
+        if guide is not None and tuple(guide.shape) != tuple(x.shape):
+            raise ValueError(f"guide must have the images' shape {tuple(x.shape)}, found {tuple(guide.shape)}")
         return torch.stack([nllr_denoise(xi[0], sigma=sigma, patch=patch, stride=stride, search=search, k=k, c=c,
                                          threshold=threshold, weighting=weighting, iterations=iterations,
                                          delta=delta, gamma=gamma, wiener=wiener, wiener_stride=wiener_stride,
-                                         wiener_search=wiener_search, wiener_k=wiener_k) for xi in x])[:, None]
+                                         wiener_search=wiener_search, wiener_k=wiener_k,
+                                         guide=None if guide is None else guide[i, 0],
+                                         guide_weight=guide_weight) for i, xi in enumerate(x)])[:, None]
     if x.ndim != 2:
         raise ValueError(f"image must be (H, W) (or a (B, 1, H, W) tensor), found shape {tuple(x.shape)}")
     H, W = x.shape
@@ -341,6 +357,13 @@ def nllr_denoise(image: torch.Tensor | np.ndarray, *, sigma: float | None = None
         if kk > kmax:
             raise ValueError(f"{name}={kk} exceeds the {kmax} candidates of a corner search window "
                              f"(search={rr}, patch={patch}, image {H}x{W}); lower {name} or raise its search")
+    if guide is not None:
+        g = torch.as_tensor(np.ascontiguousarray(guide) if isinstance(guide, np.ndarray) else guide)
+        if tuple(g.shape) != (H, W):
+            raise ValueError(f"guide must have the image's shape {(H, W)}, found {tuple(g.shape)}")
+        if not bool(torch.isfinite(g).all()):
+            raise ValueError(f"guide has {int((~torch.isfinite(g)).sum())} NaN/Inf pixel(s); expected finite values")
+        guide = g.detach().float().to(x.device)
     y = x.detach().float()
     s0 = estimate_noise_sigma(y) if sigma is None else float(sigma)
     opts = dict(patch=patch, stride=stride, search=search, k=k, c=c, threshold=threshold, weighting=weighting)
@@ -349,8 +372,9 @@ def nllr_denoise(image: torch.Tensor | np.ndarray, *, sigma: float | None = None
         resid = float(((y - est) ** 2).mean())
         s_t = gamma * math.sqrt(max(s0**2 - resid, 0.0))
         est = _nllr_pass(est + delta * (y - est), s_t, **opts)
-    for _ in range(wiener):
-        est = collaborative_wiener(y, est, s0, patch=patch, stride=wiener_stride, search=wiener_search, k=wiener_k)
+    for t in range(wiener):
+        pilot = est if guide is None or t else (1 - guide_weight) * est + guide_weight * guide
+        est = collaborative_wiener(y, pilot, s0, patch=patch, stride=wiener_stride, search=wiener_search, k=wiener_k)
     out = est.to(x.dtype) if torch.is_floating_point(x) else est
     return out.cpu().numpy() if is_np else out
 
@@ -374,6 +398,7 @@ class NLLRDenoiser:
     wiener_stride: int = 4
     wiener_search: int = 8
     wiener_k: int = 16
+    guide_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.threshold not in THRESHOLDS:
@@ -384,13 +409,15 @@ class NLLRDenoiser:
             raise ValueError(f"expected 1 <= stride <= patch, k >= 1, iterations >= 1, search >= 0; found {self}")
         if not self.c > 0:
             raise ValueError(f"c must be > 0, found {self.c}")
+        if not 0 <= self.guide_weight <= 1:
+            raise ValueError(f"guide_weight must be in [0, 1], found {self.guide_weight}")
         if self.wiener < 0 or (self.wiener and (not 1 <= self.wiener_stride <= self.patch or self.wiener_k < 1
                                                 or self.wiener_search < 0)):
             raise ValueError(f"expected wiener >= 0 and, with wiener, 1 <= wiener_stride <= patch, wiener_k >= 1, "
                              f"wiener_search >= 0; found {self}")
 
-    def __call__(self, image: torch.Tensor | np.ndarray, sigma: float | None = None):
+    def __call__(self, image: torch.Tensor | np.ndarray, sigma: float | None = None, guide=None):
         return nllr_denoise(image, sigma=sigma, patch=self.patch, stride=self.stride, search=self.search, k=self.k,
                             c=self.c, threshold=self.threshold, weighting=self.weighting, iterations=self.iterations,
                             wiener=self.wiener, wiener_stride=self.wiener_stride, wiener_search=self.wiener_search,
-                            wiener_k=self.wiener_k)
+                            wiener_k=self.wiener_k, guide=guide, guide_weight=self.guide_weight)

@@ -6,7 +6,8 @@ Three studies, one results table each, one HTML report:
    ``frames.max_side``) are the references; each gets additive Gaussian noise at several σ (8-bit units,
    σ/255) and multiplicative Nakagami-m speckle (on the envelope of the log-compressed frame, m = 1:
    Rayleigh) with a seeded generator, is clipped to [0, 1], and is restored BLINDLY (no method is told the
-   noise level) by every trained network and classical filter. PSNR / SSIM against the reference and seconds
+   noise level) by every trained network, classical filter and hybrid (``hybrids``: ``nllr_wiener`` guided
+   by one of the networks, :mod:`sonokit.enhance.hybrid`). PSNR / SSIM against the reference and seconds
    per image, mean ± std over frames.
 2. **PSF study** (controlled): a simulated B-mode phantom (:func:`sonokit.physics.simulate_ultrasound`) with
    bright point targets on weak speckle and a lateral step edge; extra Gaussian PSF blur of known σ (pixels,
@@ -57,6 +58,15 @@ class BenchEnhancer:
 
 
 @dataclass
+class BenchHybrid:
+    """NLLR + collaborative Wiener guided by one of the bench's networks (:mod:`sonokit.enhance.hybrid`): the
+    Wiener pilot is ``(1 - guide_weight) · NLLR + guide_weight · network``; runs at ``frames.max_side``."""
+    name: str = "nllr_wiener_guided"
+    guide: str = "drunet_small_gaussian"  # the name of an entry of ``enhancers``
+    guide_weight: float = 0.4
+
+
+@dataclass
 class BenchFrames:
     root: str = "../shared/data/busi"
     format: str | None = None
@@ -104,6 +114,7 @@ class EnhanceBenchConfig:
     frames: BenchFrames = field(default_factory=BenchFrames)
     enhancers: list[BenchEnhancer] = field(default_factory=lambda: [BenchEnhancer()])
     classical: list[str] = field(default_factory=lambda: ["median", "srad", "nllr", "bm3d"])
+    hybrids: list[BenchHybrid] = field(default_factory=list)
     noise: list[NoiseSetting] = field(default_factory=lambda: [
         NoiseSetting("gaussian", 10), NoiseSetting("gaussian", 25), NoiseSetting("gaussian", 50),
         NoiseSetting("speckle", 4), NoiseSetting("speckle", 1)])
@@ -120,7 +131,7 @@ class EnhanceBenchConfig:
 class Method:
     """A restoration method: (H, W) float [0, 1] -> (H, W) float [0, 1], at ``max_side`` pixel scale."""
     name: str
-    kind: str  # network | classical | identity
+    kind: str  # network | classical | hybrid | identity
     fn: Callable[[np.ndarray], np.ndarray]
     max_side: int | None = None
     spec: dict = field(default_factory=dict)  # what the method is (checkpoint and its mtime, filter name): cache key
@@ -241,9 +252,15 @@ class EnhanceBench:
         from ..enhance.classical import CLASSICAL
 
         self.cfg, self.log, self.out = cfg, log, Path(cfg.out_dir)
-        names = [e.name for e in cfg.enhancers] + list(cfg.classical)
+        names = [e.name for e in cfg.enhancers] + list(cfg.classical) + [h.name for h in cfg.hybrids]
         if len(set(names)) != len(names):
-            raise ConfigError(f"method names must be unique (networks and classical filters); found {names}")
+            raise ConfigError(f"method names must be unique (networks, classical filters, hybrids); found {names}")
+        for h in cfg.hybrids:
+            if h.guide not in [e.name for e in cfg.enhancers]:
+                raise ConfigError(f"hybrid '{h.name}': guide '{h.guide}' is not among the enhancers "
+                                  f"{[e.name for e in cfg.enhancers]}")
+            if not 0 <= h.guide_weight <= 1:
+                raise ConfigError(f"hybrid '{h.name}': guide_weight must be in [0, 1], found {h.guide_weight}")
         reserved = [n for n in names if n in RESERVED]
         if reserved:
             raise ConfigError(f"method names {reserved} are reserved for the unprocessed baselines {list(RESERVED)}")
@@ -329,10 +346,13 @@ class EnhanceBench:
         from ..enhance.classical import CLASSICAL
         from ..enhance.inference import enhance_image, load_enhancer
 
-        out = []
+        from ..enhance.hybrid import GuidedNLLRWiener
+
+        out, nets = [], {}
         for e in self.cfg.enhancers:
             ck = self.train_enhancer(e)
             net, hp = load_enhancer(ck, device=self.cfg.device)
+            nets[e.name] = net
             fn = (lambda net: lambda im: enhance_image(net, im, tile=self.cfg.tile, overlap=self.cfg.overlap))(net)
             ms = (hp.get("image") or {}).get("max_side")
             if ms != self.cfg.frames.max_side:
@@ -349,6 +369,11 @@ class EnhanceBench:
                     self.log(f"bm3d skipped: {self.skipped['bm3d']}")
                     continue
             out.append(Method(c, "classical", CLASSICAL.create(c), self.cfg.frames.max_side, {"classical": c}))
+        for h in self.cfg.hybrids:
+            g = next(m for m in out if m.name == h.guide)
+            fn = GuidedNLLRWiener(nets[h.guide], guide_weight=h.guide_weight, tile=self.cfg.tile, overlap=self.cfg.overlap)
+            out.append(Method(h.name, "hybrid", fn, self.cfg.frames.max_side,
+                              {"hybrid": "nllr_wiener", "guide": g.spec, "guide_weight": h.guide_weight}))
         return out
 
     # --- studies -------------------------------------------------------------------------------------------
@@ -446,7 +471,7 @@ class EnhanceBench:
         from ..evaluation import evaluate, split_ids
         from ..inference import Segmenter
 
-        wanted = self.cfg.plug_methods or [m.name for m in methods if m.kind == "network" or m.name == "nllr"]
+        wanted = self.cfg.plug_methods or [m.name for m in methods if m.kind in ("network", "hybrid") or m.name == "nllr"]
         # raw_resampled: the raw image through the same downscale / resize-back round trip as the classical
         # filters, so a change can be told apart from the effect of resampling alone
         plug = [identity("raw"), identity("raw_resampled", self.cfg.frames.max_side)] + [m for m in methods if m.name in wanted]
