@@ -37,8 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from busi_supervised import commit  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
-from sonokit.enhance import nllr_denoise  # noqa: E402
-from sonokit.enhance import enhance_image, load_enhancer  # noqa: E402
+from sonokit.enhance import enhance_image, load_enhancer, nllr_denoise  # noqa: E402
 from sonokit.enhance.classical import CLASSICAL  # noqa: E402
 from sonokit.enhance.hybrid import GUIDE_WEIGHT, GuidedNLLRWiener  # noqa: E402
 from sonokit.evaluation import split_ids  # noqa: E402

@@ -17,6 +17,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from ..enhance.hybrid import GUIDE_WEIGHT
 from .segment import collect_files
 
 console = Console()
@@ -75,7 +76,7 @@ def enhance_cmd(
                                "for NLLR + collaborative Wiener filtering of the image (blind; for networks trained as "
                                "denoisers, e.g. configs/denoise_busi_drunet_cpu.yaml; several times slower). See "
                                "sonokit.enhance.hybrid."),
-    guide_weight: float = typer.Option(0.4, "--guide-weight", help="With --refine nllr-wiener: the network's share "
+    guide_weight: float = typer.Option(GUIDE_WEIGHT, "--guide-weight", help="With --refine nllr-wiener: the network's share "
                                        "of the Wiener pilot, in [0, 1]."),
 ) -> None:
     """Enhance images of any size with a trained enhancement model (deconvolution + denoising)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classical import NLLR_WIENER, nllr
+from .classical import NLLR_WIENER, _check, nllr
 from .inference import enhance_image, load_enhancer
 from .models import Enhancer
 
@@ -59,10 +59,7 @@ class GuidedNLLRWiener:
         return cls(load_enhancer(path, device=device)[0], **kw)
 
     def __call__(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
-        x = np.asarray(image, dtype=np.float32)
-        x = x[0] if x.ndim == 3 and x.shape[0] == 1 else x
-        if x.ndim != 2:
-            raise ValueError(f"expected an (H, W) or (1, H, W) image, found shape {np.shape(image)}")
-        guide = enhance_image(self.net, x, tile=self.tile, overlap=self.overlap)  # also rejects NaN/Inf pixels
+        x = _check(image, "guided nllr_wiener")  # (H, W), finite
+        guide = enhance_image(self.net, x, tile=self.tile, overlap=self.overlap)
         out = nllr(x, **{**NLLR_WIENER, "sigma": sigma, "guide": guide, "guide_weight": self.guide_weight})
         return np.clip(out, 0, 1).astype(np.float32)

@@ -42,6 +42,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..enhance.hybrid import GUIDE_WEIGHT
 from ..errors import ConfigError
 from .ssl_grid import _asdict, _commit
 
@@ -63,7 +64,7 @@ class BenchHybrid:
     Wiener pilot is ``(1 - guide_weight) · NLLR + guide_weight · network``; runs at ``frames.max_side``."""
     name: str = "nllr_wiener_guided"
     guide: str = "drunet_small_gaussian"  # the name of an entry of ``enhancers``
-    guide_weight: float = 0.4
+    guide_weight: float = GUIDE_WEIGHT
 
 
 @dataclass
