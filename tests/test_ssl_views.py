@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from sonokit.transforms.frequency import FrequencyBandStop, bandstop, bandstop_mask, frequency_grid
+from sonokit.transforms.frequency import FrequencyBandStop, bandstop, bandstop_mask, bandstop_stopband, frequency_grid
 from sonokit.transforms.jigsaw import CrossPatchJigsaw, Jigsaw, focal_mask, from_patches, to_patches
 
 
@@ -161,3 +161,19 @@ def test_rfft_layout_mask_is_the_centred_mask_shifted_and_halved():
         aug.mask(8, 8, aug.sample(1, torch.Generator()), layout="shifted")
     with pytest.raises(ValueError, match="rfft mask"):
         bandstop(torch.rand(1, 1, 8, 8), torch.ones(1, 8, 8), layout="rfft")
+
+
+def test_apply_in_cpu_chunks_equals_bandstop_with_the_masks():
+    # 6 images of 2x400x400 = 320 k pixels each: the CPU path filters them in chunks of 3 (about 1 M pixels)
+    aug = FrequencyBandStop(p=0.8, clamp=False)
+    params = aug.sample(6, torch.Generator().manual_seed(3))
+    assert set(params["kind"].tolist()) == {0, 1}, "the batch should mix circles and X's"
+    x = torch.rand(6, 2, 400, 400, generator=torch.Generator().manual_seed(4))
+    want = bandstop(x, aug.mask(400, 400, params))
+    assert torch.allclose(aug.apply(x, params), want, atol=1e-5)
+    # the stop band is the complement of the mask
+    stop = bandstop_stopband(40, 30, kind=params["kind"], r0=params["r0"], width=params["width"],
+                             angle=params["angle"], thickness=params["thickness"])
+    assert torch.equal((~stop).float(), bandstop_mask(40, 30, kind=params["kind"], r0=params["r0"],
+                                                      width=params["width"], angle=params["angle"],
+                                                      thickness=params["thickness"]))
