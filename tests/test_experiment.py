@@ -82,3 +82,10 @@ def test_ssl_grid_bad_config(grid_setup, override, match):
     cfg = load_config(grid_setup / "grid.yaml", [override], cls=SSLGridConfig)
     with pytest.raises(ConfigError, match=match):
         SSLGrid(cfg)
+
+
+@pytest.mark.parametrize("override", ["pretrain_set=[data.split=null]", "pretrain_set=[data.split=other.json]"])
+def test_ssl_grid_refuses_pretraining_on_the_fine_tune_test_images(grid_setup, override):
+    cfg = load_config(grid_setup / "grid.yaml", [override], cls=SSLGridConfig)
+    with pytest.raises(ConfigError, match="pretraining would see the images the grid tests on"):
+        SSLGrid(cfg)

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import yaml
 import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -33,7 +34,7 @@ def pretrained(phantom):
     return run
 
 
-def test_pretrain_uses_train_split_only_and_loss_falls(pretrained, phantom):
+def test_pretrain_uses_train_split_only_and_logs_every_loss_term(pretrained, phantom):
     n_train = len(json.loads((phantom / "split.json").read_text())["train"])
     assert json.loads((pretrained / "data.json").read_text())["train"] == n_train
     rows = [ln.split(",") for ln in (pretrained / "metrics.csv").read_text().splitlines()]
@@ -53,10 +54,14 @@ def test_encoder_file_loads_into_resunet_and_fine_tunes(pretrained, phantom):
     assert all(torch.equal(own[k], v) for k, v in sd.items()) and set(sd) == set(own)
     run = phantom / "ft"
     ok(runner.invoke(app, ["train", "segment", "--out", str(run), "--set", f"data.root={phantom / 'ph'}",
-                           "--set", f"data.split={phantom / 'split.json'}", "--set", f"model.encoder_checkpoint={enc_file}",
+                           "--set", f"data.split={phantom / 'split.json'}", "--encoder-checkpoint", str(enc_file),
                            "--set", "model.name=resunet_resnet10t", "--set", "model.decoder_channels=[16,16,16,8,8]",
                            "--set", "data.image_size=48", "--set", "trainer.progress=none", "--set", "optim.epochs=1"]))
     assert (run / "checkpoints" / "best.ckpt").exists()
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["encoder_checkpoint"] == str(enc_file.resolve())
+    res = runner.invoke(app, ["train", "segment", "--out", str(phantom / "ft2"), "--encoder-checkpoint",
+                              str(phantom / "nope.safetensors")])
+    assert res.exit_code != 0 and "nope.safetensors" in res.output and "does not exist" in res.output
     with pytest.raises(CheckpointError, match="holds a 'resnet10t' encoder"):
         create_model("resunet_resnet18", encoder_checkpoint=str(enc_file))
 
@@ -80,6 +85,8 @@ def test_pretrain_resume_continues(pretrained, phantom):
     ("method.name=pirll", "did you mean 'pirl'"),
     ("data.image_size=50", "does not divide the 50px"),
     ("method.freq.radius=[-3, 50]", "radius"),
+    ("method.freq.radius=[10]", "method.freq: band-stop radius must be a pair [min, max]"),
+    ("method.freq.angle=[80, 10]", "method.freq: band-stop angle must be (min, max) with 0 <= min <= max <= 90"),
     ("method.temperature=0", "temperature"),
 ])
 def test_pretrain_bad_config_values(phantom, tmp_path, override, match):

@@ -117,6 +117,25 @@ def test_ssl_methods_forward_backward_every_parameter_gets_a_gradient(method):
     assert not torch.isnan(model.log_z)  # the NCE normaliser was fixed on the first batch
 
 
+@pytest.mark.parametrize("lam", [1.0, 0.0, 0.3])
+def test_forward_mixes_the_two_views_nce_and_rcl_terms_with_lambda(lam):
+    # lam weighs the transformed view's head g, 1 - lam the image view's head f (Misra & van der Maaten, eq. 5)
+    torch.manual_seed(0)
+    model = create_ssl_method("rcl", encoder="resnet10t", n_data=10, num_negatives=6, lam=lam).eval()
+    x1, x2, idx = torch.rand(3, 1, 32, 32), torch.rand(3, 1, 32, 32), torch.tensor([0, 4, 9])
+    model(x1, x2, idx, torch.Generator().manual_seed(0))  # fixes log Z on the first batch
+    out = model(x1, x2, idx, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        zf, zg = model.embed(x1, model.f)[0], model.embed(x2, model.g)[0]
+        pos = model.bank.positives(idx)
+        neg = model.bank.negatives(idx, 6, torch.Generator().manual_seed(1))  # the draw forward made
+        kw = dict(temperature=model.temperature, log_z=model.log_z, n_data=10)
+        term = lambda z: nce_loss((z * pos).sum(1), torch.einsum("bd,bnd->bn", z, neg), **kw)  # noqa: E731
+        assert torch.allclose(out["nce"], lam * term(zg) + (1 - lam) * term(zf), atol=1e-5)
+        assert torch.allclose(out["rcl"], lam * model.rcl(zg, pos, neg) + (1 - lam) * model.rcl(zf, pos, neg), atol=1e-6)
+        assert torch.allclose(out["loss"], out["nce"] + model.rcl_weight * out["rcl"], atol=1e-6)
+
+
 def test_ssl_method_bad_options():
     with pytest.raises(ConfigError, match="unknown SSL method 'pirll'; did you mean 'pirl'"):
         create_ssl_method("pirll", n_data=4)

@@ -1,4 +1,6 @@
 """Pretext views: frequency band-stop, jigsaw, cross-patch jigsaw (Ellis et al. 2025, Sec. III-A)."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -46,6 +48,17 @@ def test_x_bandstop_is_two_strips_at_plus_minus_angle():
     assert torch.equal(m[:, 1:], m[:, 1:].flip(-1))
 
 
+@pytest.mark.parametrize("angle, thickness, r0, width", [(30, 4, 20, 15), (10, 2, 40, 10), (75, 9, 10, 60), (0, 3, 15, 20)])
+def test_x_bandstop_removes_exactly_the_two_strips(angle, thickness, r0, width):
+    # independent formula: distance to each line through 0 at ±θ, cut to keep <= r < r0 + width
+    m = _mask(1, r0=r0, width=width, angle=angle, thickness=thickness, h=64, w=80)
+    fy, fx = frequency_grid(64, 80)
+    r, th = torch.sqrt(fx**2 + fy**2), math.radians(angle)
+    d1, d2 = (fx * math.sin(th) - fy * math.cos(th)).abs(), (fx * math.sin(th) + fy * math.cos(th)).abs()
+    want = (torch.minimum(d1, d2) < thickness / 2) & (r >= 10) & (r < r0 + width)
+    assert torch.equal(m == 0, want)
+
+
 @pytest.mark.parametrize("h, w", [(48, 40), (33, 50)])
 def test_bandstop_matches_numpy_reference_and_keeps_phase(h, w):
     rng = np.random.default_rng(0)
@@ -77,6 +90,8 @@ def test_bandstop_identity_when_not_applied_and_replayable():
 @pytest.mark.parametrize("kw, match", [
     (dict(radius=(-5, 100)), "radius"), (dict(radius=(5, 100)), "inside the kept"), (dict(kinds=("ring",)), "unknown band-stop"),
     (dict(p=2.0), "probability"), (dict(thickness=(3, 1)), "thickness"),
+    (dict(angle=(10,)), "angle must be a pair"), (dict(angle=(80, 10)), "angle must be"),
+    (dict(angle=(10, 100)), "<= 90"), (dict(width=(5, float("nan"))), "width must be a pair"),
 ])
 def test_bandstop_bad_options(kw, match):
     with pytest.raises(ValueError, match=match):

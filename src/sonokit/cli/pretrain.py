@@ -64,11 +64,11 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, quiet: bool = Fal
     ENCODERS.get(cfg.encoder.name)
     m = cfg.method
     freq = {k: (tuple(v) if isinstance(v, list) else v) for k, v in to_dict(m.freq).items()}
-    PretextTransform(m.pretext, grid=m.grid, freq=freq).check_size(cfg.data.image_size)
     try:  # checked even when the pretext does not use it: a bad value in the config is an error
         FrequencyBandStop(**freq)
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"method.freq: {e}") from None
+    PretextTransform(m.pretext, grid=m.grid, freq=freq).check_size(cfg.data.image_size)
     if cfg.data.root is None:
         raise ConfigError("data.root is not set; give the dataset folder in the config or with --set data.root=PATH")
     out = Path(cfg.out_dir)

@@ -264,10 +264,18 @@ def segment_cmd(
     set_: list[str] = set_option("optim.lr=3e-4"),
     seed: int = seed_option(),
     resume: bool = resume_option(),
+    encoder_checkpoint: Path = typer.Option(
+        None, "--encoder-checkpoint", exists=True, dir_okay=False, resolve_path=True,
+        help="start the encoder from this file: the encoder.safetensors written by `sonokit pretrain` "
+             "(same as --set model.encoder_checkpoint=PATH)"),
 ) -> None:
     """Train a segmentation model (Res-UNet by default) on any supported dataset.
 
     Example: sonokit train segment --config configs/busi_resunet18_cpu.yaml --seed 1 --out runs/busi_s1
+    With an SSL-pretrained encoder: ... --encoder-checkpoint runs/ssl/encoder.safetensors
     """
-    cfg = load_config(config, cli_overrides(set_, out, seed))
+    overrides = cli_overrides(set_, out, seed)
+    if encoder_checkpoint is not None:
+        overrides.append(f"model.encoder_checkpoint={encoder_checkpoint}")
+    cfg = load_config(config, overrides)
     run_segmentation(cfg, resume=resume)

@@ -151,6 +151,13 @@ class SSLGrid:
         self.pre_base: PretrainConfig = load_config(cfg.pretrain, self.pre_overrides, cls=PretrainConfig)
         if self.seg_base.data.split is None:
             raise ConfigError(f"the fine-tune config '{cfg.finetune}' has no data.split; the grid needs a fixed split")
+        pd, fd = self.pre_base.data, self.seg_base.data
+        if pd.root and Path(pd.root).resolve() == Path(fd.root).resolve() and (
+                not pd.split or Path(pd.split).resolve() != Path(fd.split).resolve()):
+            raise ConfigError(
+                f"the pretrain config '{cfg.pretrain}' reads the fine-tune dataset '{fd.root}' with data.split="
+                f"{pd.split!r}, not the fine-tune split '{fd.split}': pretraining would see the images the grid "
+                f"tests on; set its data.split to '{fd.split}' (pretraining uses the train part only)")
         self.rows: list[dict] = []
         self.choices: dict[str, str] = {}
         self.commit = _commit()  # once: every row of this run carries it
@@ -182,7 +189,7 @@ class SSLGrid:
             else:
                 ids = [i for i in r.ids if (not o.classes or lab.get(i) in o.classes) and not r.record(i).missing_mask]
             if not ids:
-                raise ConfigError(f"OOD set '{o.name}' at '{o.root}' has no image to score")
+                raise ConfigError(f"OOD set '{o.name}' at '{root}' has no image to score")
             sets.append({"name": f"ood_{o.name}", "dataset": o.name, "root": root, "format": r.name, "ids": ids})
         return sets
 

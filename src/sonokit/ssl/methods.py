@@ -37,7 +37,8 @@ class ContrastivePretrainer(nn.Module):
         embed_dim: projection size (128 in PIRL and the paper).
         temperature: τ of the NCE score (0.07).
         momentum: memory-bank EMA coefficient μ (0.5).
-        num_negatives: negatives per query drawn from the bank (PIRL: 32000; capped at |D| - 1; 0 = all).
+        num_negatives: negatives per query drawn from the bank (PIRL: 32000; capped at |D| - 1, and 0 means
+            |D| - 1), uniformly with replacement from the other images.
         lam: λ mixing the transformed-view and image-view terms (0.5).
         rcl_weight: weight of the Relation Contrastive Loss (0 disables it and its relation network).
         relation_hidden: hidden width of the relation network.

@@ -47,7 +47,8 @@ class PretrainTask(L.LightningModule):
         real embeddings rather than from the bank's random initial vectors (with a random bank Z comes out far
         too small and the NCE loss grows as the bank fills). The pass runs in training mode, as training
         steps do: BatchNorm with batch statistics gives the embeddings that the first batches will be
-        compared with. Every process fills the whole bank in the same order (identical under DDP).
+        compared with; it also moves BatchNorm's running statistics once, on un-augmented images (they are
+        saved with the encoder). Every process fills the whole bank in the same order (identical under DDP).
         Skipped on resume: the bank is restored from the checkpoint."""
         bank = self.model.bank
         if bool(bank.filled):

@@ -13,11 +13,14 @@ work and no amplitude/phase round trip. Two mask families, with the radius
 
 * **circular** band-stop: ``M = 0`` on the annulus ``r0 <= r < r0 + width``;
 * **X-shaped** band-stop: ``M = 0`` on two strips through the centre, at angles ``θ`` and ``-θ`` to the
-  horizontal frequency axis, each ``thickness`` samples wide, out to radius ``r0 + width``.
+  horizontal frequency axis, each ``thickness`` samples wide, from the kept disc out to radius ``r0 + width``
+  (so for an X, ``r0`` and ``width`` only set the strips' outer end).
 
 In both, the low-frequency disc ``r < keep_radius`` (10 in the paper) is always kept, so the image's
 coarse anatomy and mean brightness survive and only texture (speckle scale, edges of one orientation)
-is distorted. The stop band's inner radius ``r0`` is drawn in ``radius`` ((10, 100) in the paper).
+is distorted. ``r0`` is drawn in ``radius`` ((10, 100) in the paper). A circle whose ``r0`` lies beyond
+the largest radius of the spectrum (``max_radius``: about 68 for a 96 px image, 48 along the axes) removes
+nothing, so at small image sizes part of the circular draws are identity views unless ``radius`` is scaled.
 :func:`bandstop` is the pure function; :class:`FrequencyBandStop` samples parameters from a generator.
 """
 from __future__ import annotations
@@ -120,8 +123,9 @@ class FrequencyBandStop:
     Args:
         p: probability that an image is filtered at all.
         kinds: mask families to draw from, uniformly: ``"circle"``, ``"x"``.
-        radius: (min, max) inner radius of the stop band, in DFT samples (paper: 10 to 100).
-        width: (min, max) radial width of the circular band / radial length of the X, in samples.
+        radius: (min, max) of ``r0``, in DFT samples (paper: 10 to 100): the inner radius of a circular band;
+            an X's strips run from ``keep_radius`` to ``r0 + width``.
+        width: (min, max) radial width of the circular band; added to ``r0`` for the X's outer end.
         thickness: (min, max) full width of each X strip, in samples.
         angle: (min, max) angle of the X to the horizontal frequency axis, in degrees.
         keep_radius: radius of the low-frequency disc that is always kept (paper: 10).
@@ -145,10 +149,17 @@ class FrequencyBandStop:
             raise ValueError(f"unknown band-stop kind(s) {bad}; expected a non-empty subset of {list(KINDS)}")
         if self.keep_radius < 0:
             raise ValueError(f"keep_radius must be >= 0, found {self.keep_radius}")
-        for name in ("radius", "width", "thickness"):
-            lo, hi = getattr(self, name)
-            if not 0 <= lo <= hi:
-                raise ValueError(f"band-stop {name} must be (min, max) with 0 <= min <= max, found ({lo}, {hi})")
+        for name in ("radius", "width", "thickness", "angle"):
+            v = getattr(self, name)
+            ok = isinstance(v, (tuple, list)) and len(v) == 2 and all(
+                isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e) for e in v)
+            if not ok:
+                raise ValueError(f"band-stop {name} must be a pair [min, max] of numbers, found {v!r}")
+            lo, hi = v
+            top = 90 if name == "angle" else math.inf
+            if not 0 <= lo <= hi <= top:
+                rng = "0 <= min <= max <= 90 (degrees)" if name == "angle" else "0 <= min <= max"
+                raise ValueError(f"band-stop {name} must be (min, max) with {rng}, found ({lo}, {hi})")
         if self.radius[0] < self.keep_radius:
             raise ValueError(f"band-stop radius min {self.radius[0]} is inside the kept low-frequency disc "
                              f"(keep_radius={self.keep_radius}); expected radius min >= keep_radius")
