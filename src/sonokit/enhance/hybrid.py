@@ -29,10 +29,8 @@ import numpy as np
 from .classical import NLLR_WIENER, _check, nllr
 from .inference import enhance_image, load_enhancer
 from .models import Enhancer
+from .nllr import GUIDE_WEIGHT
 
-# the guide's share of the Wiener pilot: chosen on the 8 tuning frames of benchmarks/nllr_vs_bm3d.py
-# (BUSI, σ = 25/255, DRUNet-small Gaussian denoiser), which that benchmark excludes
-GUIDE_WEIGHT = 0.4
 
 
 @dataclass

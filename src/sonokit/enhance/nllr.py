@@ -279,12 +279,17 @@ def collaborative_wiener(y: torch.Tensor, pilot: torch.Tensor, sigma: float, *, 
                             window=window[:, None] * window[None, :])
 
 
+# a guide's default share of the Wiener pilot: chosen on the 8 tuning frames of benchmarks/nllr_vs_bm3d.py
+# (BUSI, σ = 25/255, DRUNet-small Gaussian denoiser as the guide), which that benchmark excludes
+GUIDE_WEIGHT = 0.4
+
+
 def nllr_denoise(image: torch.Tensor | np.ndarray, *, sigma: float | None = None, patch: int = 8,
                  stride: int = 4, search: int = 10, k: int = 16, c: float = 1.0, threshold: str = "hard",
                  weighting: str = "rank", iterations: int = 2, delta: float = 0.1,
                  gamma: float = 0.67, wiener: int = 0, wiener_stride: int = 4, wiener_search: int = 8,
                  wiener_k: int = 16, guide: torch.Tensor | np.ndarray | None = None,
-                 guide_weight: float = 0.5) -> torch.Tensor | np.ndarray:
+                 guide_weight: float = GUIDE_WEIGHT) -> torch.Tensor | np.ndarray:
     """Non-local low-rank denoising of a single image (see the module docstring for the method).
 
     Args:
@@ -398,7 +403,7 @@ class NLLRDenoiser:
     wiener_stride: int = 4
     wiener_search: int = 8
     wiener_k: int = 16
-    guide_weight: float = 0.5
+    guide_weight: float = GUIDE_WEIGHT
 
     def __post_init__(self) -> None:
         if self.threshold not in THRESHOLDS:
