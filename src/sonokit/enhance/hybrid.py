@@ -32,7 +32,6 @@ from .models import Enhancer
 from .nllr import GUIDE_WEIGHT
 
 
-
 @dataclass
 class GuidedNLLRWiener:
     """``GuidedNLLRWiener(net)(image, sigma=None)``: (H, W) float image in [0, 1] -> (H, W) float32 in [0, 1].

@@ -69,7 +69,7 @@ def bandstop_stopband(
     stop = (r >= lo) & (r < r0 + width)  # (B, h, w'): the annulus, or the disc the X's strips are cut from
     xi = (kind != 0).nonzero().flatten()
     if xi.numel():  # distance to the nearer strip, | |fx sin θ| - |fy cos θ| |, for the X's only
-        a = angle.to(device).float()[xi]
+        a = angle.float()[xi]
         near = (ax * a.sin().abs()[:, None, None] - ay * a.cos().abs()[:, None, None]).abs_()
         stop[xi] &= near < thickness[xi] / 2
     return stop
@@ -180,13 +180,19 @@ class FrequencyBandStop:
             "thickness": u(*self.thickness),
         }
 
+    def stopband(self, h: int, w: int, params: dict[str, torch.Tensor], device=None,
+                 layout: str = "centred") -> torch.Tensor:
+        """(B, h, w) boolean stop bands over the centred spectrum, or (B, h, w // 2 + 1) in rfft2 order
+        (True = removed); images not drawn for filtering remove nothing."""
+        stop = bandstop_stopband(h, w, kind=params["kind"], r0=params["r0"], width=params["width"],
+                                 angle=params["angle"], thickness=params["thickness"],
+                                 keep_radius=self.keep_radius, device=device, layout=layout)
+        return stop.logical_and_(params["apply"].to(stop.device)[:, None, None])
+
     def mask(self, h: int, w: int, params: dict[str, torch.Tensor], device=None,
              layout: str = "centred") -> torch.Tensor:
         """(B, h, w) centred masks, or (B, h, w // 2 + 1) in rfft2 order; images not drawn for filtering get 1."""
-        m = bandstop_mask(h, w, kind=params["kind"], r0=params["r0"], width=params["width"],
-                          angle=params["angle"], thickness=params["thickness"], keep_radius=self.keep_radius,
-                          device=device, layout=layout)
-        return m.masked_fill_(~params["apply"].to(m.device)[:, None, None], 1.0)
+        return (~self.stopband(h, w, params, device, layout)).float()
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Filter ``x`` (B, C, H, W) with the band-stops ``params`` (from :meth:`sample`): ``irfft2`` of the
@@ -198,11 +204,7 @@ class FrequencyBandStop:
         y = torch.empty((B, C, H, W), device=x.device, dtype=xf.dtype)
         step = B if x.device.type != "cpu" else max(1, CPU_CHUNK_PIXELS // (C * H * W))
         for i in range(0, B, step):
-            p = {k: v[i:i + step] for k, v in params.items()}
-            stop = bandstop_stopband(H, W, kind=p["kind"], r0=p["r0"], width=p["width"], angle=p["angle"],
-                                     thickness=p["thickness"], keep_radius=self.keep_radius, device=x.device,
-                                     layout="rfft")
-            stop &= p["apply"].to(x.device)[:, None, None]
+            stop = self.stopband(H, W, {k: v[i:i + step] for k, v in params.items()}, x.device, "rfft")
             X = torch.fft.rfft2(xf[i:i + step]).masked_fill_(stop[:, None], 0)  # = M ⊙ rfft2(x)
             torch.fft.irfft2(X, s=(H, W), out=y[i:i + step])  # out=: torch's CPU c2r skips a copy of the result
         y = y.to(x.dtype)
