@@ -4,6 +4,7 @@ Usage:
     python benchmarks/ssl_busi.py                                  # the whole CPU grid (about 6 CPU-hours)
     python benchmarks/ssl_busi.py --seeds 0 --fractions 0.2        # a slice of it (the paper's headline setting)
     python benchmarks/ssl_busi.py --preset paper                   # ResNet50 presets, for a GPU
+    python benchmarks/ssl_busi.py --merge --seeds 1 --fractions 1.0 --variants pirl_freq   # one cell more
 
 It runs `sonokit experiment ssl-grid` with configs/ssl_grid_busi_<preset>.yaml (resumable: finished runs are
 kept under runs/ssl_grid_busi_<preset>/). With --reuse-supervised, the supervised runs of
@@ -41,6 +42,8 @@ def main() -> None:
                     help="train nothing: write the result files from the runs that have finished so far")
     ap.add_argument("--merge", action="store_true",
                     help="keep the committed result rows of runs not in this invocation; pin 'best' to the committed view")
+    ap.add_argument("--variants", nargs="+", default=None,
+                    help="train/collect only these variants (the rest keep their committed rows with --merge)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ssl_busi"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -65,6 +68,12 @@ def main() -> None:
             if v.pretext == "best" and v.name in old.get("pretext_choices", {}):
                 v.pretext = old["pretext_choices"][v.name]
                 print(f"{v.name}: pretext pinned to the committed choice '{v.pretext}'")
+    all_variants = list(grid.cfg.variants)
+    if args.variants is not None:
+        unknown = sorted(set(args.variants) - {v.name for v in all_variants})
+        if unknown:
+            ap.error(f"unknown variant(s) {unknown}; the preset has {[v.name for v in all_variants]}")
+        grid.cfg.variants = [v for v in all_variants if v.name in args.variants]
     if args.reuse_supervised:
         for seed in cfg.seeds:
             for frac in cfg.fractions:
@@ -74,6 +83,7 @@ def main() -> None:
                     shutil.copytree(src, dst)
                     print(f"reusing {src} as {dst}")
     grid.run(train=not args.collect)
+    grid.cfg.variants = all_variants  # the tables list every variant of the preset
     if old is not None:  # committed rows of runs this invocation did not produce
         key = lambda r: (r["variant"], r["seed"], r["fraction"])  # noqa: E731
         new = {key(r) for r in grid.rows}
