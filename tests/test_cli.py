@@ -122,6 +122,19 @@ def test_main_prints_one_clear_line(monkeypatch, capsys, tmp_path):
     assert "error:" in err and "missing" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv,says", [(["train", "segment", "--bogus"], "No such option: --bogus"),
+                                       (["evaluate", "--split"], "Option '--split' requires an argument"),
+                                       (["no-such-command"], "No such command 'no-such-command'")])
+def test_main_reports_usage_errors_without_a_traceback(monkeypatch, capsys, argv, says):
+    # typer >= 0.2x raises its vendored click's exceptions, which are not click.ClickException subclasses
+    monkeypatch.setattr("sys.argv", ["sonokit", *argv])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"Error: {says}" in err and "Traceback" not in err
+
+
 def test_training_skips_bad_file_or_fails_fast(phantom, tmp_path):
     import shutil
 

@@ -112,14 +112,33 @@ def main() -> None:
         Console(stderr=True).print("interrupted; checkpoints already written are kept")
         sys.exit(130)
     except Exception as e:  # click usage errors come through here in standalone_mode=False
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+        usage, abort = _click_exceptions()
+        if isinstance(e, usage):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, abort):
             sys.exit(1)
         raise
+
+
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """The ClickException and Abort classes typer may raise: click's, and (typer >= 0.2x, which vendors click
+    as ``typer._click``) typer's own copies, which are not subclasses of click's."""
+    usage, abort = [], [typer.Abort]
+    try:
+        import click
+
+        usage.append(click.exceptions.ClickException)
+        abort.append(click.exceptions.Abort)
+    except ImportError:
+        pass
+    try:
+        from typer._click import exceptions as vendored
+
+        usage.append(vendored.ClickException)
+    except ImportError:
+        pass
+    return tuple(usage), tuple(abort)
 
 
 __all__ = ["app", "main"]
