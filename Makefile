@@ -48,6 +48,7 @@ demo: install
 	@echo "reports: $(DEMO_DIR)/run/report.html, $(DEMO_DIR)/ssl_grid/report.html and $(DEMO_DIR)/enhance_bench/report.html"
 
 test: install
+	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install

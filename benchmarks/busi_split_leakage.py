@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from busi_supervised import PRESETS, commit, test_set  # noqa: E402
 from sonokit.cli.config import load_config  # noqa: E402
+
+from busi_supervised import PRESETS, commit, test_set  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
 from sonokit.data.check import check_dataset, hamming  # noqa: E402
 from sonokit.data.splits import load_split, make_split, save_split  # noqa: E402

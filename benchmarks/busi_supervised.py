@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from sonokit.cli.config import load_config  # noqa: E402
+
 from sonokit.evaluation import split_ids  # noqa: E402
 from sonokit.experiments import train_and_score  # noqa: E402
 from sonokit.reports.tables import fmt_mean_std, markdown_table  # noqa: E402
@@ -83,7 +84,8 @@ def main() -> None:
                 "trainer.progress=none", *args.overrides])
             ev = train_and_score(cfg, run_dir, eval_sets=[test_set(cfg)],
                                  device="cuda" if torch.cuda.is_available() else "cpu")["test"]
-            secs = json.loads((run_dir / "eval" / "time.json").read_text())["seconds"] if (run_dir / "eval" / "time.json").exists() else math.nan
+            tj = run_dir / "eval" / "time.json"
+            secs = json.loads(tj.read_text())["seconds"] if tj.exists() else math.nan
             n_train = json.loads((run_dir / "data.json").read_text())["train"]
             runs_meta.append({"seed": seed, "fraction": frac, "train_images": n_train, "test_images": ev["n"],
                               "epochs": preset["epochs"][frac], "seconds": round(secs, 1)})

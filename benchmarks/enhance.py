@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sonokit.cli.config import load_config  # noqa: E402
+
 from sonokit.experiments import EnhanceBench, EnhanceBenchConfig  # noqa: E402
 from sonokit.reports.tables import markdown_table  # noqa: E402
 
@@ -81,7 +82,6 @@ def speed_rows(bench: EnhanceBench, setting: str, seconds: dict[str, float]) -> 
 
 def simulator_speed(repeat: int) -> tuple[list[dict], dict | None]:
     from simulator_speed import median_time, pymust_case, uniform
-
     from sonokit.metrics.quality import speckle_snr
     from sonokit.physics import phantom_sample, simulate_ultrasound
 
@@ -179,8 +179,10 @@ def main() -> None:
                f"{args.speed_repeat} pass(es), {torch.get_num_threads()} threads)", "",
                markdown_table(["method", "PSNR (dB)", "SSIM", "s / frame", "speed vs BM3D"], srows), ""]
         hits = [m for m, v in verdict.items() if v["meets_target"]]
-        md.append("Target (NLLR or an enhancer matches BM3D's PSNR at >= 5x its speed): " + (f"met by {', '.join(hits)}." if hits else "not met: " + "; ".join(
-            f"{m} {v['psnr_minus_bm3d_db']:+.2f} dB at {v['speedup_vs_bm3d']:.1f}x" for m, v in verdict.items())) + "\n")
+        missed = "not met: " + "; ".join(f"{m} {v['psnr_minus_bm3d_db']:+.2f} dB at {v['speedup_vs_bm3d']:.1f}x"
+                                         for m, v in verdict.items())
+        md.append("Target (NLLR or an enhancer matches BM3D's PSNR at >= 5x its speed): "
+                  + (f"met by {', '.join(hits)}." if hits else missed) + "\n")
         if not verdict:
             md.append("BM3D is not installed here (`pip install 'sonokit[physics]'`), so the comparison is missing.\n")
     if scunet_vs_dncnn:

@@ -169,7 +169,8 @@ def main() -> None:
           (f"\nGuide network: `{guide['checkpoint']}` ({guide['model']}, targets: {guide['target']}; trained with "
            f"`sonokit train enhance` from config '{guide['config']}', run blind: it is not told σ). The guided row's "
            "time includes the network's.\n") if guide else "",
-          "" if bm3d is not None else "\nThe `bm3d` package is not installed here (`pip install 'sonokit[physics]'`), so BM3D is missing.\n",
+          "" if bm3d is not None else ("\nThe `bm3d` package is not installed here (`pip install 'sonokit[physics]'`), "
+                                       "so BM3D is missing.\n"),
           f"\nMachine: {machine['platform']}, torch {machine['torch']}, {machine['threads']} threads.\n"]
     out.with_suffix(".md").write_text("\n".join(md))
     print("\n".join(md))

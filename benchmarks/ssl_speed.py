@@ -192,8 +192,8 @@ def main() -> None:
                          [["NumPy, one image at a time", f"{freq['numpy_loop_s']:.3f}", "1x"],
                           [f"sonokit, batched torch ({freq['device']})", f"{freq['torch_batched_s']:.4f}",
                            f"{freq['speedup']:.1f}x (rounds: {freq['speedup_min']:.1f}x to {freq['speedup_max']:.1f}x)"]]),
-          f"Each round times the NumPy loop (best of 3) and then the batched torch call (best of 10); the speed-up "
-          f"is the median of the rounds' ratios.\n",
+          "Each round times the NumPy loop (best of 3) and then the batched torch call (best of 10); the speed-up "
+          "is the median of the rounds' ratios.\n",
           f"Outputs agree to {freq['max_abs_diff']:.1e} (max abs difference). Target: >= 20x "
           f"({'met' if freq['speedup'] >= 20 else 'not met'}). On the CPU, sonokit filters the batch in chunks of "
           f"about 1 M pixels so each chunk's spectrum stays in cache; the NumPy loop uses full complex FFTs and "

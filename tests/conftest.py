@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# the public datasets: $SONOKIT_DATA when set, else ../shared/data beside the checkout
+SHARED_DATA = Path(os.environ.get("SONOKIT_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def ok(result):
@@ -63,7 +66,8 @@ def busi_tree(tmp_path: Path) -> Path:
 def _real(name: str) -> Path:
     p = SHARED_DATA / name
     if not p.exists():
-        pytest.skip(f"real {name} data not found at {p} (see ../shared/data/README.md)")
+        pytest.skip(f"real {name} data not found at {p} (set SONOKIT_DATA to the folder holding busi/, hc18/, "
+                    "ddti/; see ../shared/data/README.md)")
     return p
 
 
@@ -75,3 +79,8 @@ def real_busi() -> Path:
 @pytest.fixture
 def real_hc18() -> Path:
     return _real("hc18")
+
+
+@pytest.fixture
+def real_ddti() -> Path:
+    return _real("ddti")

@@ -44,7 +44,8 @@ def test_multiple_keeps_tiles_on_the_grid_and_pads():
     assert all(h % 16 == 0 and w % 16 == 0 for h, w in seen)
 
 
-@pytest.mark.parametrize("kw, match", [(dict(tile=64, overlap=64), "overlap < tile"), (dict(tile=60, overlap=16, multiple=16), "multiple of"),
+@pytest.mark.parametrize("kw, match", [(dict(tile=64, overlap=64), "overlap < tile"),
+                                       (dict(tile=60, overlap=16, multiple=16), "multiple of"),
                                        (dict(tile=64, overlap=8, multiple=16), "overlap")])
 def test_tiling_bad_options(kw, match):
     with pytest.raises(ValueError, match=match):

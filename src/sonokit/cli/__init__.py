@@ -1,4 +1,9 @@
-"""The `sonokit` command line: a thin shell over the library, one file per subcommand."""
+"""The `sonokit` command line: a thin shell over the library, one file per subcommand.
+
+Nothing heavy is imported here or at the top of the subcommand modules: `sonokit --help` and
+`sonokit CMD --help` load typer and rich only (torch, Lightning, MONAI, timm are imported by the command
+that needs them, when it runs).
+"""
 from __future__ import annotations
 
 import logging
@@ -6,20 +11,18 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from ..errors import SonokitError
 from . import data, experiment, simulate, train
 from .enhance import enhance_cmd
 from .evaluate import evaluate_cmd
-from .pretrain import pretrain_cmd
+from .options import err, trust_option
 from .segment import segment_cmd
-from .train_enhance import enhance_train_cmd
 
 app = typer.Typer(
     name="sonokit",
-    help="sonokit: ultrasound-native deep learning. Read datasets, make de-duplicated splits, train, "
-    "evaluate, segment your own images and write HTML reports.\n\n"
+    help="sonokit: ultrasound-native deep learning. Read datasets, make de-duplicated splits, train "
+    "(segmentation, classification, self-supervised pretraining, enhancement), evaluate, segment or enhance "
+    "your own images, and write HTML reports.\n\n"
     "Quick start: `sonokit simulate phantom --out ph --n 100`, `sonokit data split ph --out split.json`, "
     "`sonokit train segment --config configs/demo_phantom_cpu.yaml --set data.root=ph --set data.split=split.json`.",
     no_args_is_help=True,
@@ -32,9 +35,8 @@ app.add_typer(simulate.app, name="simulate")
 app.add_typer(experiment.app, name="experiment")
 app.command("evaluate")(evaluate_cmd)
 app.command("segment")(segment_cmd)
-app.command("pretrain")(pretrain_cmd)
+app.command("pretrain")(train.pretrain_cmd)
 app.command("enhance")(enhance_cmd)
-train.app.command("enhance")(enhance_train_cmd)
 
 
 @app.command("report")
@@ -46,45 +48,59 @@ def report_cmd(
     from ..reports import build_report
 
     path = build_report(run_dir, out)
-    Console().print(f"report written to {path.resolve()}")
+    err(f"report written to {path.resolve()}")
 
 
 @app.command("export")
 def export_cmd(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint (.ckpt) from `sonokit train`."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file: .safetensors or .onnx."),
+    trust: bool = trust_option(),
 ) -> None:
     """Export a trained model to safetensors (weights + metadata) or ONNX (dynamic batch and image size)."""
-    from ..errors import ConfigError
-    from ..export import export_onnx, export_safetensors
-    from ..inference import Segmenter
+    from ..export import export_model
 
-    seg = Segmenter.from_checkpoint(checkpoint)
-    if out.suffix == ".safetensors":
-        export_safetensors(seg, out)
-    elif out.suffix == ".onnx":
-        export_onnx(seg, out)
-    else:
-        raise ConfigError(f"--out '{out}' must end in .safetensors or .onnx")
-    Console().print(f"exported {seg.hparams['model']} to {out}")
+    what = export_model(checkpoint, out, trust=trust)
+    err(f"exported {what} to {out}")
+
+
+KINDS = {
+    "model": ("sonokit.models", "MODELS"), "encoder": ("sonokit.models.encoders", "ENCODERS"),
+    "decoder": ("sonokit.models.decoders", "DECODERS"), "loss": ("sonokit.tasks.losses", "LOSSES"),
+    "enhancer": ("sonokit.enhance.models", "ENHANCERS"), "classical": ("sonokit.enhance.classical", "CLASSICAL"),
+    "format": ("sonokit.data.datasets", "FORMATS"), "ssl": ("sonokit.ssl", "SSL_METHODS"),
+}
 
 
 @app.command("models")
 def models_cmd(
     pattern: str = typer.Argument("*", help="Glob pattern, e.g. 'resunet*'."),
-    kind: str = typer.Option("model", "--kind", help="What to list: model, encoder or ssl (SSL methods)."),
+    kind: str = typer.Option("model", "--kind", help="Registry to list: " + ", ".join(KINDS) + ", or all."),
+    params: bool = typer.Option(False, "--params", help="Also list each entry's config keys (factory parameters)."),
 ) -> None:
-    """List the registered models (or encoders, or SSL methods)."""
-    from ..errors import ConfigError
-    from ..models import list_models
-    from ..models.encoders import list_encoders
-    from ..ssl import list_ssl_methods
+    """List what is registered: models, encoders, decoders, losses, enhancers, classical filters, dataset
+    formats, SSL methods. Each entry's parameters are the keys its config section takes."""
+    import importlib
 
-    listers = {"model": list_models, "encoder": list_encoders, "ssl": list_ssl_methods}
-    if kind not in listers:
-        raise ConfigError(f"--kind must be one of {', '.join(listers)}; found '{kind}'")
-    for name in listers[kind](pattern):
-        print(name)
+    from ..errors import ConfigError
+
+    kinds = list(KINDS) if kind == "all" else [kind]
+    if kind != "all" and kind not in KINDS:
+        from ..registry import did_you_mean
+
+        raise ConfigError(f"--kind must be one of {', '.join(KINDS)} or all; found '{kind}'{did_you_mean(kind, KINDS)}")
+    for k in kinds:
+        mod, attr = KINDS[k]
+        reg = getattr(importlib.import_module(mod), attr)
+        if kind == "all":
+            print(f"# {k}")
+        for name in reg.list(pattern):
+            line = name
+            if params:
+                ps, var = reg.parameters(name)
+                line += "  (" + ", ".join(ps) + (", ..." if var else "") + ")"
+            summary = reg.summary(name)
+            print(f"{line}  —  {summary}" if summary else line)
 
 
 @app.callback()
@@ -98,18 +114,22 @@ _STATE = {"verbose": False}
 
 
 def main() -> None:
-    """Console entry point: sonokit errors become one clear line and exit code 2."""
+    """Console entry point: sonokit errors become one clear line and exit code 2 (1 for a command that
+    finished with skipped inputs, 130 for an interrupted run)."""
+    from ..errors import SonokitError
+
     try:
         app(standalone_mode=False)
     except SonokitError as e:
         if _STATE["verbose"]:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
-        sys.exit(2)
+        interrupted = type(e).__name__ == "RunInterrupted"
+        err(("interrupted: " if interrupted else "error: ") + str(e))
+        sys.exit(130 if interrupted else getattr(e, "exit_code", 2))
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted; checkpoints already written are kept")
+        err("interrupted; checkpoints already written are kept")
         sys.exit(130)
     except Exception as e:  # click usage errors come through here in standalone_mode=False
         usage, abort = _click_exceptions()

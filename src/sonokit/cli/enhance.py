@@ -17,7 +17,6 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from ..enhance.hybrid import GUIDE_WEIGHT
 from .segment import collect_files
 
 console = Console()
@@ -76,8 +75,9 @@ def enhance_cmd(
                                "for NLLR + collaborative Wiener filtering of the image (blind; for networks trained as "
                                "denoisers, e.g. configs/denoise_busi_drunet_cpu.yaml; several times slower). See "
                                "sonokit.enhance.hybrid."),
-    guide_weight: float = typer.Option(GUIDE_WEIGHT, "--guide-weight", help="With --refine nllr-wiener: the network's share "
-                                       "of the Wiener pilot, in [0, 1]."),
+    guide_weight: float = typer.Option(None, "--guide-weight", help="With --refine nllr-wiener: the network's share "
+                                       "of the Wiener pilot, in [0, 1] (default: the tuned weight, "
+                                       "sonokit.enhance.hybrid.GUIDE_WEIGHT)."),
 ) -> None:
     """Enhance images of any size with a trained enhancement model (deconvolution + denoising)."""
     import torch
@@ -104,6 +104,10 @@ def enhance_cmd(
     scale = ms if training_scale else None
     if refine not in ("none", "nllr-wiener"):
         raise ConfigError(f"--refine must be none or nllr-wiener, found '{refine}'")
+    if guide_weight is None:
+        from ..enhance.hybrid import GUIDE_WEIGHT
+
+        guide_weight = GUIDE_WEIGHT
     if not 0 <= guide_weight <= 1:
         raise ConfigError(f"--guide-weight must be in [0, 1], found {guide_weight}")
     if refine == "nllr-wiener":
@@ -143,8 +147,9 @@ def enhance_cmd(
                 notes = [k for k in ("colour", "bit_depth") if k in info]
                 console.print(f"{f.name}: {img.shape[1]}x{img.shape[0]} px"
                               + (" (tiled)" if min(max(img.shape), scale or max(img.shape)) > tile else "")
-                              + (" (converted: " + ", ".join({"colour": "RGB to gray (luma)", "bit_depth": f"{info.get('bit_depth')}-bit to [0, 1]"}[k]
-                                                for k in notes) + ")" if notes else ""))
+                              + (" (converted: " + ", ".join({"colour": "RGB to gray (luma)",
+                                                              "bit_depth": f"{info.get('bit_depth')}-bit to [0, 1]"}[k]
+                                                             for k in notes) + ")" if notes else ""))
             n += 1
         except (DataError, ValueError) as e:
             msg = str(e) if str(f) in str(e) else f"'{f}': {e}"

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import typer
 
-from .options import config_option, out_option, set_option
-from .train import console
+from .options import config_option, out_option, say, set_option
 
 app = typer.Typer(help="Run a paper's experiment protocol (many runs, one table, one report).", no_args_is_help=True)
 
@@ -21,13 +20,13 @@ def ssl_grid_cmd(
     band-stop, RCL + perceptual with the best view), fine-tune a Res-UNet at each label fraction and seed on
     the fixed split, score in-domain and out-of-distribution, and write results.md/json and report.html.
     Finished runs are kept, so rerunning the command resumes the grid."""
+    from ..config import load_config
     from ..experiments import SSLGrid, SSLGridConfig
-    from .config import load_config
 
     overrides = list(set_) + ([f"out_dir={out}"] if out is not None else [])
-    grid = SSLGrid(load_config(config, overrides, cls=SSLGridConfig), log=console.print)
+    grid = SSLGrid(load_config(config, overrides, cls=SSLGridConfig), log=say)
     grid.run()
-    console.print(f"results in {grid.out / 'results.md'}; report {grid.out / 'report.html'}")
+    say(f"results in {grid.out / 'results.md'}; report {grid.out / 'report.html'}")
 
 
 @app.command("enhance-bench")
@@ -41,10 +40,10 @@ def enhance_bench_cmd(
     PSF study (point-target FWHM and edge gradient on a simulated phantom), (3) plug-and-play: Dice of a fixed
     segmentation model on raw vs enhanced test images. Writes results.md/json and report.html; finished parts
     are kept, so rerunning resumes."""
+    from ..config import load_config
     from ..experiments import EnhanceBench, EnhanceBenchConfig
-    from .config import load_config
 
     overrides = list(set_) + ([f"out_dir={out}"] if out is not None else [])
-    bench = EnhanceBench(load_config(config, overrides, cls=EnhanceBenchConfig), log=console.print)
+    bench = EnhanceBench(load_config(config, overrides, cls=EnhanceBenchConfig), log=say)
     bench.run()
-    console.print(f"results in {bench.out / 'results.md'}; report {bench.out / 'report.html'}")
+    say(f"results in {bench.out / 'results.md'}; report {bench.out / 'report.html'}")

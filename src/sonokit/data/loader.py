@@ -1,35 +1,59 @@
-"""torch Datasets over any reader: letterboxed to a square, optionally cached in memory."""
+"""torch Datasets over any reader: letterboxed to a square, optionally cached in memory, with batch metadata.
+
+Every item is a dict: ``image`` (1, S, S) float32 in [0, 1], ``mask`` (1, S, S) float32 (zeros when the
+sample has none), ``index`` (position in the dataset), ``label`` (class index in ``classes``, -1 unknown),
+``organ`` (index in the organ vocabulary, -1 unknown; :mod:`sonokit.data.organs`) and ``spacing``
+(2,) float32 pixel spacing in mm of the letterboxed image (NaN when unknown).
+"""
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import torch
 
 from ..errors import DataError
 from .datasets import DatasetReader
-from .preprocess import letterbox
+from .organs import organ_index, organ_vocabulary
+from .preprocess import Letterbox, letterbox
 
 log = logging.getLogger("sonokit.data")
 
 
-class SegmentationDataset(torch.utils.data.Dataset):
-    """Samples ``ids`` of ``reader`` as ``{"image": (1,S,S) float32, "mask": (1,S,S) float32, "index": int}``.
+class ImageDataset(torch.utils.data.Dataset):
+    """Samples ``ids`` of ``reader`` as dicts (see the module docstring).
 
-    Unreadable samples (any :class:`DataError`: corrupt file, size mismatch, missing mask) are logged and
-    skipped, and listed in :attr:`skipped` — or raised at once with ``fail_fast=True``. With ``cache=True``
-    every sample is read and letterboxed once, up front (``S*S*2`` bytes per sample as uint8).
+    Unreadable samples (any :class:`DataError`: corrupt file, size mismatch, missing mask), and with
+    ``require_label`` samples without a class label, are logged and skipped, and listed in :attr:`skipped`
+    — or raised at once with ``fail_fast=True``. With ``cache=True`` every sample is read and letterboxed
+    once, up front (``S*S*2`` bytes per sample as uint8).
+
+    Args:
+        classes: class vocabulary: the label index is the position of a sample's label in it.
+        label_key: what gives the label: ``"label"`` (the reader's class) or a key of the reader's meta.
+        organs: organ vocabulary (None: sonokit's default).
     """
 
     def __init__(self, reader: DatasetReader, ids: list[str], *, image_size: int, cache: bool = True,
-                 fail_fast: bool = False, require_mask: bool = True) -> None:
+                 fail_fast: bool = False, require_mask: bool = True, classes: list[str] | None = None,
+                 label_key: str = "label", require_label: bool = False,
+                 organs: list[str] | tuple[str, ...] | None = None) -> None:
         self.reader, self.size, self.cache = reader, int(image_size), cache
-        self.fail_fast, self.require_mask = fail_fast, require_mask
+        self.fail_fast, self.require_mask, self.require_label = fail_fast, require_mask, require_label
+        self.classes = list(classes) if classes else None
+        self.label_key = label_key
+        self.organs = organ_vocabulary(organs)
         self.skipped: list[tuple[str, str]] = []
         self.ids: list[str] = []
         self._cache: list[tuple[np.ndarray, np.ndarray]] = []
+        self._meta: list[dict] = []
         for i in ids:
             rec = reader.record(i)
+            if require_label and self._label(rec) < 0:
+                self._skip(i, DataError(f"sample '{rec.image}' has no class label"
+                                        + (f" among {self.classes}" if self.classes else "")))
+                continue
             if not cache:
                 if require_mask and rec.missing_mask:
                     self._skip(i, DataError(f"no mask found for image '{rec.image}'"))
@@ -37,15 +61,16 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 self.ids.append(i)
                 continue
             try:
-                item = self._prepare(i)
+                img, mask, box = self._prepare(i)
             except DataError as e:
                 self._skip(i, e)
                 continue
             self.ids.append(i)
             # stored as uint8 to keep memory small: image quantised to 1/255 (PNG sources are 8-bit anyway)
-            self._cache.append(((item[0] * 255).round().astype(np.uint8), item[1].astype(np.uint8)))
+            self._cache.append(((img * 255).round().astype(np.uint8), mask.astype(np.uint8)))
+            self._meta.append(self._item_meta(rec, box))
         if not self.ids:
-            raise DataError(f"none of the {len(ids)} requested samples of '{reader.root}' could be read "
+            raise DataError(f"none of the {len(ids)} requested samples of '{reader.root}' could be used "
                             f"(first problem: {self.skipped[0][1] if self.skipped else 'none requested'})")
 
     def _skip(self, sid: str, err: Exception) -> None:
@@ -54,13 +79,28 @@ class SegmentationDataset(torch.utils.data.Dataset):
         log.warning("skipping sample '%s': %s", sid, err)
         self.skipped.append((sid, str(err)))
 
-    def _prepare(self, sid: str) -> tuple[np.ndarray, np.ndarray]:
+    def _label(self, rec) -> int:
+        value = rec.get_label(self.label_key)
+        if value is None:
+            return -1
+        if self.classes is None:
+            return -1
+        return self.classes.index(value) if value in self.classes else -1
+
+    def _item_meta(self, rec, box: Letterbox) -> dict:
+        sp = rec.spacing
+        scale = box.orig_h / box.new_h if box.new_h else math.nan  # mm per letterboxed pixel
+        spacing = [math.nan, math.nan] if sp is None else [sp[0] * scale, sp[1] * scale]
+        return {"label": self._label(rec), "organ": organ_index(rec.anatomy or self.reader.anatomy, self.organs),
+                "spacing": spacing}
+
+    def _prepare(self, sid: str) -> tuple[np.ndarray, np.ndarray, Letterbox]:
         s = self.reader.get(sid)
         if s.mask is None and self.require_mask:
             raise DataError(f"sample '{s.path}' has no mask; segmentation training needs masks")
-        img, _ = letterbox(torch.from_numpy(s.image), self.size)
+        img, box = letterbox(torch.from_numpy(s.image), self.size)
         mask = np.zeros_like(img.numpy()) if s.mask is None else letterbox(torch.from_numpy(s.mask), self.size, is_mask=True)[0].numpy()
-        return img.numpy(), mask
+        return img.numpy(), mask, box
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -70,13 +110,16 @@ class SegmentationDataset(torch.utils.data.Dataset):
             img, mask = self._cache[i]
             image = torch.from_numpy(img).float().div_(255.0)
             m = torch.from_numpy(mask).float()
+            meta = self._meta[i]
         else:
             try:
-                img, mask = self._prepare(self.ids[i])
+                img, mask, box = self._prepare(self.ids[i])
             except DataError as e:
                 if self.fail_fast:
                     raise
                 log.warning("skipping sample '%s' at load time: %s", self.ids[i], e)
                 return self[(i + 1) % len(self)]
             image, m = torch.from_numpy(img), torch.from_numpy(mask)
-        return {"image": image, "mask": m, "index": i}
+            meta = self._item_meta(self.reader.record(self.ids[i]), box)
+        return {"image": image, "mask": m, "index": i, "label": meta["label"], "organ": meta["organ"],
+                "spacing": torch.tensor(meta["spacing"], dtype=torch.float32)}

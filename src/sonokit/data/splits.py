@@ -1,6 +1,6 @@
 """Versioned, de-duplicated, group-aware train/val/test splits with nested label-fraction subsets.
 
-A split file (JSON, ``"format": "sonokit-split"``, ``"version": 1``) holds one fixed held-out ``test`` set,
+A split file (JSON, ``"format": "sonokit-split"``, ``"version": 2``) holds one fixed held-out ``test`` set,
 one ``val`` set and ``train``; then, per seed, nested subsets of train (e.g. 20% ⊂ 50% ⊂ 100%), stratified
 by class. Samples that are exact or near duplicates of each other, or that share a patient / fetus group,
 form one *unit* that is never divided between train, val and test.
@@ -10,6 +10,12 @@ give each unit the majority class of its samples; per class, shuffle units and f
 their target image counts; everything else is train. Subsets: per seed, shuffle the train units per class
 and take the first ``ceil(f * n)`` images of each class in that order, so smaller fractions are prefixes
 of larger ones.
+
+Pinning (version 2): ``files`` maps every id to a digest of its image and mask files
+(:mod:`sonokit.data.pin`), and ``hash`` is the SHA-256 of the assignment and the digests
+(:func:`content_hash`). A checkpoint records the hash of the split it was trained with, so ``evaluate``
+can tell when the split file or the images changed since training. :func:`load_split` refuses a file whose
+content no longer matches its ``hash`` (edited by hand); version 1 files (no pins) still load.
 """
 from __future__ import annotations
 
@@ -25,7 +31,9 @@ from .check import CheckReport, _UnionFind
 from .io import atomic_write
 
 SPLIT_FORMAT = "sonokit-split"
-SPLIT_VERSION = 1
+SPLIT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+HASHED_KEYS = ("train", "val", "test", "subsets", "files")
 
 
 def _units(ids: list[str], groups: dict[str, str | None], dup_groups: list[list[str]]) -> list[list[str]]:
@@ -131,28 +139,84 @@ def split_from_report(report: CheckReport, reader, **kw) -> dict:
     return make_split(ids, labels=labels, groups=groups, duplicate_groups=dups, dataset=reader.name, meta=meta, **kw)
 
 
-def save_split(split: dict, path: str | Path) -> Path:
+def content_hash(split: dict) -> str:
+    """SHA-256 (hex) of the split's assignment (train / val / test / subsets) and its file digests."""
+    import hashlib
+
+    body = {k: split.get(k) for k in HASHED_KEYS if split.get(k) is not None}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def save_split(split: dict, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``split`` (version 2, with its content ``hash``) atomically; an existing file is replaced only
+    with ``overwrite`` (the CLI's ``--force``), since a rewritten split silently changes what every trained
+    model calls its test set."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DataError(f"split file '{path}' already exists; models trained with it record its hash, and "
+                        "replacing it changes their test set. Choose another --out, or pass --force to replace it")
+    split = {**split, "format": SPLIT_FORMAT, "version": SPLIT_VERSION}
+    split["hash"] = content_hash(split)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(split, indent=1) + "\n"))
 
 
 def load_split(path: str | Path) -> dict:
+    """Read and check a split file; the returned dict always has ``hash`` (computed for version 1 files)
+    and ``pinned`` (True when it holds file digests)."""
     path = Path(path)
     try:
         split = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"split file '{path}' does not exist; create one with `sonokit data split`") from None
-    except json.JSONDecodeError as e:
+    except IsADirectoryError:
+        raise DataError(f"split file '{path}' is a folder; expected a JSON file from `sonokit data split`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"split file '{path}' is not valid JSON: {e}") from None
-    if split.get("format") != SPLIT_FORMAT or split.get("version") != SPLIT_VERSION:
-        raise DataError(f"'{path}' is not a sonokit split file version {SPLIT_VERSION} "
-                        f"(found format={split.get('format')!r}, version={split.get('version')!r})")
+    if not isinstance(split, dict) or split.get("format") != SPLIT_FORMAT or split.get("version") not in READABLE_VERSIONS:
+        found = (split.get("format"), split.get("version")) if isinstance(split, dict) else type(split).__name__
+        raise DataError(f"'{path}' is not a sonokit split file (version {', '.join(map(str, READABLE_VERSIONS))}); "
+                        f"found {found!r}")
+    for part in ("train", "val", "test"):
+        if not isinstance(split.get(part), list):
+            raise DataError(f"split file '{path}' has no '{part}' list")
+    if split.get("hash") is not None and content_hash(split) != split["hash"]:
+        raise DataError(f"split file '{path}' was changed after it was written: its content no longer matches "
+                        "its recorded hash. Models trained with it would be scored on other images; restore the "
+                        "file, or write a new split with `sonokit data split`")
+    split["hash"] = split.get("hash") or content_hash(split)
+    split["pinned"] = bool(split.get("files"))
     return split
+
+
+def split_ids(split_path: str | Path, part: str, reader, classes: list[str] | None = None, *,
+              label_key: str = "label") -> list[str]:
+    """Ids of ``part`` of the split file at ``split_path`` (checked against ``reader``), filtered by class."""
+    split = load_split(split_path)
+    verify_split(split, reader.ids, str(split_path))
+    return filter_classes(select_ids(split, part), reader, classes, label_key=label_key)
+
+
+def filter_classes(ids: list[str], reader, classes: list[str] | None, *, label_key: str = "label",
+                   where: str = "data.classes") -> list[str]:
+    """``ids`` whose class (:meth:`Record.get_label`) is among ``classes`` (all when None). A class the
+    dataset does not have is an error: it is a typo or the wrong dataset."""
+    if not classes:
+        return list(ids)
+    labels = {r.id: r.get_label(label_key) for r in reader.records}
+    known = {str(v) for v in labels.values() if v is not None}
+    unknown = [c for c in classes if c not in known]
+    if unknown:
+        raise DataError(f"{where} names {unknown}, which the dataset '{reader.root}' does not have "
+                        f"({label_key}); it has {sorted(known)}")
+    return [i for i in ids if labels.get(i) in classes]
 
 
 def select_ids(split: dict, part: str, *, seed: int | None = None, fraction: float = 1.0) -> list[str]:
     """Ids of ``part`` ('train' | 'val' | 'test'); for train with a fraction < 1, the seed's nested subset."""
     if part not in ("train", "val", "test"):
         raise DataError(f"unknown split part '{part}'; expected train, val or test")
+    if not 0 < fraction <= 1:
+        raise DataError(f"label fraction must be in (0, 1], found {fraction}")
     if part != "train" or fraction >= 1.0:
         return list(split[part])
     seeds = split["subsets"]

@@ -14,24 +14,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
 from ..tiling import tiled_apply
-from .models import Enhancer, create_enhancer
+from .models import Enhancer
 
 
-def load_enhancer(path: str | Path, *, device: str = "cpu") -> tuple[Enhancer, dict]:
-    """The network of a ``sonokit train enhance`` checkpoint, in eval mode on ``device``, and its hparams."""
-    from ..inference import load_task_weights, read_checkpoint
+def load_enhancer(path: str | Path, *, device: str = "cpu", trust: bool = False) -> tuple[Enhancer, dict]:
+    """The network of a ``sonokit train enhance`` checkpoint (read safely), in eval mode on ``device``, and
+    its hparams."""
+    from ..inference.checkpoint import build_model, read_task_checkpoint
+    from .models import ENHANCERS
 
-    ckpt = read_checkpoint(path)
-    hp = dict(ckpt["hyper_parameters"])
-    if "model" not in hp or "degrade" not in hp:
-        raise CheckpointError(f"'{path}' is not an enhancement checkpoint (from `sonokit train enhance`); "
-                              f"it records {sorted(hp)[:8]}")
-    kw = dict(hp.get("model_kwargs") or {})
-    kw.pop("weights", None)  # the trained weights are in the state dict
-    net = load_task_weights(create_enhancer(hp["model"], **kw), ckpt, path, hp["model"])
-    return net.eval().to(torch.device(device)), hp
+    ckpt = read_task_checkpoint(path, expect=("enhance",), trust=trust)
+    net = build_model(ckpt, path, ENHANCERS)
+    return net.to(torch.device(device)), ckpt["hyper_parameters"]
 
 
 @torch.no_grad()

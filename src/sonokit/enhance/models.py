@@ -133,14 +133,14 @@ def _drunet(name: str, nc: tuple[int, ...], nb: int):
     return factory
 
 
-ENHANCERS.register("scunet")(_scunet("scunet", (4, 4, 4, 4, 4, 4, 4), 64))
-ENHANCERS.register("scunet_small")(_scunet("scunet_small", (2, 2, 2, 2, 2, 2, 2), 64))
-ENHANCERS.register("dncnn")(_dncnn("dncnn", 20, 64))
-ENHANCERS.register("dncnn_small")(_dncnn("dncnn_small", 10, 32))
-ENHANCERS.register("restormer")(_restormer("restormer", 48, (4, 6, 6, 8), 4))
-ENHANCERS.register("restormer_small")(_restormer("restormer_small", 24, (1, 2, 2, 2), 1))
-ENHANCERS.register("drunet")(_drunet("drunet", (64, 128, 256, 512), 4))
-ENHANCERS.register("drunet_small")(_drunet("drunet_small", (16, 32, 64, 128), 2))
+ENHANCERS.register("scunet", init_only=("weights",))(_scunet("scunet", (4, 4, 4, 4, 4, 4, 4), 64))
+ENHANCERS.register("scunet_small", init_only=("weights",))(_scunet("scunet_small", (2, 2, 2, 2, 2, 2, 2), 64))
+ENHANCERS.register("dncnn", init_only=("weights",))(_dncnn("dncnn", 20, 64))
+ENHANCERS.register("dncnn_small", init_only=("weights",))(_dncnn("dncnn_small", 10, 32))
+ENHANCERS.register("restormer", init_only=("weights",))(_restormer("restormer", 48, (4, 6, 6, 8), 4))
+ENHANCERS.register("restormer_small", init_only=("weights",))(_restormer("restormer_small", 24, (1, 2, 2, 2), 1))
+ENHANCERS.register("drunet", init_only=("weights",))(_drunet("drunet", (64, 128, 256, 512), 4))
+ENHANCERS.register("drunet_small", init_only=("weights",))(_drunet("drunet_small", (16, 32, 64, 128), 2))
 
 
 def create_enhancer(name: str, **kw) -> Enhancer:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,8 @@ import torch
 
 from ..enhance.hybrid import GUIDE_WEIGHT
 from ..errors import ConfigError
-from .ssl_grid import _asdict, _commit
+from ..provenance import commit, machine
+from .ssl_grid import _asdict
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -284,22 +284,22 @@ class EnhanceBench:
         self.rows: list[dict] = []
         self.figures: list[str] = []
         self.skipped: dict[str, str] = {}
-        self.commit = _commit()
+        self.commit = commit()
         self._last: dict = {}  # provenance of the last cached result (commit, time, threads, device)
 
     # --- methods -------------------------------------------------------------------------------------------
     def train_enhancer(self, e: BenchEnhancer) -> Path:
-        from ..cli.config import EnhanceConfig, load_config
-        from ..cli.train_enhance import run_enhance
+        from ..config import load_config
+        from ..runs import fit
 
         if e.checkpoint:
             if not Path(e.checkpoint).is_file():
                 raise ConfigError(f"enhancer '{e.name}': checkpoint '{e.checkpoint}' does not exist")
             return Path(e.checkpoint)
         run = self.out / "models" / e.name
-        return self._train_once(run, {"config": e.config, "set": list(e.set)}, e.name, lambda: run_enhance(
-            load_config(e.config, [*e.set, f"out_dir={run}", "trainer.progress=none"], cls=EnhanceConfig),
-            resume=(run / "checkpoints" / "last.ckpt").exists(), quiet=True))
+        return self._train_once(run, {"config": e.config, "set": list(e.set)}, e.name, lambda: fit(
+            load_config(e.config, [*e.set, f"out_dir={run}", "trainer.progress=lines"], task="enhance"),
+            resume=(run / "checkpoints" / "last.ckpt").exists(), log=self.log, prefix=f"  {e.name} "))
 
     def _train_once(self, run: Path, spec: dict, name: str, train: Callable[[], object]) -> Path:
         """Train into ``run`` unless a finished run from the same config (``spec``) is there; best.ckpt's path.
@@ -345,9 +345,8 @@ class EnhanceBench:
 
     def methods(self) -> list[Method]:
         from ..enhance.classical import CLASSICAL
-        from ..enhance.inference import enhance_image, load_enhancer
-
         from ..enhance.hybrid import GuidedNLLRWiener
+        from ..enhance.inference import enhance_image, load_enhancer
 
         out, nets = [], {}
         for e in self.cfg.enhancers:
@@ -381,18 +380,11 @@ class EnhanceBench:
     def frames(self) -> list[tuple[str, np.ndarray]]:
         from ..data import open_dataset
         from ..data.pairs import downscale
-        from ..data.splits import load_split, select_ids, verify_split
+        from ..data.splits import filter_classes, split_ids
 
         f = self.cfg.frames
         reader = open_dataset(f.root, f.format)
-        ids = reader.ids
-        if f.split:
-            split = load_split(f.split)
-            verify_split(split, reader.ids, f.split)
-            ids = select_ids(split, f.part)
-        if f.classes:
-            lab = {r.id: r.label for r in reader.records}
-            ids = [i for i in ids if lab.get(i) in f.classes]
+        ids = split_ids(f.split, f.part, reader, f.classes) if f.split else filter_classes(reader.ids, reader, f.classes)
         if not ids:
             raise ConfigError(f"frames: no image in the '{f.part}' part of {f.root}")
         pick = np.random.default_rng(self.cfg.seed).choice(len(ids), min(f.n, len(ids)), replace=False)
@@ -466,39 +458,39 @@ class EnhanceBench:
             self.figures.append(self._psf_figure(clean, examples, ph))
 
     def seg_study(self, methods: list[Method]) -> None:
-        from ..cli.config import load_config
-        from ..cli.train import run_segmentation
+        from ..config import load_config
         from ..data import open_dataset
-        from ..evaluation import evaluate, split_ids
+        from ..data.splits import split_ids
+        from ..evaluation import evaluate_segmentation
         from ..inference import Segmenter
+        from ..runs import fit
 
         wanted = self.cfg.plug_methods or [m.name for m in methods if m.kind in ("network", "hybrid") or m.name == "nllr"]
         # raw_resampled: the raw image through the same downscale / resize-back round trip as the classical
         # filters, so a change can be told apart from the effect of resampling alone
         plug = [identity("raw"), identity("raw_resampled", self.cfg.frames.max_side)] + [m for m in methods if m.name in wanted]
         for s in self.cfg.segmentation:
-            seg_cfg = load_config(s.config, s.set)
+            seg_cfg = load_config(s.config, s.set, task="segment")
             if s.checkpoint:
                 ckpt = Path(s.checkpoint)
             else:
                 run = self.out / "seg" / s.name
-                ckpt = self._train_once(run, {"config": s.config, "set": list(s.set)}, s.name, lambda: run_segmentation(
-                    load_config(s.config, [*s.set, f"out_dir={run}", "trainer.progress=none"]),
-                    resume=(run / "checkpoints" / "last.ckpt").exists(), quiet=True))
+                ckpt = self._train_once(run, {"config": s.config, "set": list(s.set)}, s.name, lambda: fit(
+                    load_config(s.config, [*s.set, f"out_dir={run}", "trainer.progress=lines"], task="segment"),
+                    resume=(run / "checkpoints" / "last.ckpt").exists(), log=self.log, prefix=f"  {s.name} "))
             segm = Segmenter.from_checkpoint(ckpt, device=self.cfg.device)
             d = seg_cfg.data
             reader = open_dataset(d.root, d.format)
-            lab = {r.id: r.label for r in reader.records}
             if d.split is None:
                 raise ConfigError(f"segmentation set '{s.name}': its config '{s.config}' has no data.split")
-            ids = split_ids(d.split, s.part, reader.ids, d.classes, lab)
+            ids = split_ids(d.split, s.part, reader, d.classes)
             if s.max_images is not None and len(ids) > s.max_images:
                 ids = [ids[i] for i in sorted(np.random.default_rng(self.cfg.seed).choice(len(ids), s.max_images,
                                                                                            replace=False))]
             for m in plug:
                 def compute(m=m) -> dict:
                     t0 = time.time()
-                    ev = evaluate(segm, data_root=d.root, data_format=d.format, ids=ids, out_dir=None, name="test",
+                    ev = evaluate_segmentation(segm, data_root=d.root, data_format=d.format, ids=ids, out_dir=None, name="test",
                                   transform=lambda im: apply_at_scale(m, im[0])[None])
                     self.log(f"plug-and-play {s.name} {m.name}: {time.time() - t0:.0f}s")
                     return {"n": ev["n"], "skipped": ev["skipped"], "rows": ev["rows"]}
@@ -589,9 +581,7 @@ class EnhanceBench:
         from ..reports.tables import html_table, markdown_table
 
         doc = {"experiment": "enhance_bench", "config": _asdict(self.cfg), "skipped_methods": self.skipped,
-               "machine": {"platform": platform.platform(), "torch": torch.__version__,
-                           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                           "threads": torch.get_num_threads()},
+               "machine": machine(),
                "rows": self.rows}
         (self.out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
         md = [f"# Enhancement benchmark: {self.cfg.name}\n",

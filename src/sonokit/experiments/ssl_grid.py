@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,17 +69,9 @@ class SSLGridConfig:
     ood: list[OODSet] = field(default_factory=list)
 
 
-def _commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
-                                       stderr=subprocess.DEVNULL, cwd=Path(__file__).parent).strip()
-    except Exception:
-        return "unknown"
-
-
 def score_run(run_dir: Path, *, eval_sets: list[dict], device: str = "cpu") -> dict[str, dict]:
     """Score ``run_dir/checkpoints/best.ckpt`` on each eval set ``{name, root, format, ids}``; cached in eval/."""
-    from ..evaluation import evaluate
+    from ..evaluation import evaluate_segmentation
     from ..inference import Segmenter
 
     out, seg = {}, None
@@ -89,22 +79,24 @@ def score_run(run_dir: Path, *, eval_sets: list[dict], device: str = "cpu") -> d
         path = run_dir / "eval" / f"{es['name']}.json"
         if not path.exists():
             seg = seg or Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt", device=device)
-            evaluate(seg, data_root=es["root"], data_format=es["format"], ids=es["ids"], out_dir=run_dir / "eval",
-                     name=es["name"])
+            evaluate_segmentation(seg, data_root=es["root"], data_format=es["format"], ids=es["ids"],
+                                  out_dir=run_dir / "eval", name=es["name"])
         out[es["name"]] = json.loads(path.read_text())
     return out
 
 
-def train_and_score(cfg, run_dir: Path, *, eval_sets: list[dict], device: str = "cpu") -> dict[str, dict]:
+def train_and_score(cfg, run_dir: Path, *, eval_sets: list[dict], device: str = "cpu", log=None,
+                    prefix: str = "") -> dict[str, dict]:
     """Train (or resume an interrupted) segmentation run, then score its best-on-val checkpoint.
 
-    A run whose ``eval/time.json`` exists finished training and is not trained again."""
-    from ..cli.train import run_segmentation
+    A run whose ``eval/time.json`` exists finished training and is not trained again. ``log`` receives one
+    line per epoch (prefixed with ``prefix``)."""
+    from ..runs import fit
 
     timing = run_dir / "eval" / "time.json"
     if not timing.exists():
         t0 = time.time()
-        run_segmentation(cfg, resume=(run_dir / "checkpoints" / "last.ckpt").exists(), quiet=True)
+        fit(cfg, resume=(run_dir / "checkpoints" / "last.ckpt").exists(), log=log, prefix=prefix)
         timing.parent.mkdir(parents=True, exist_ok=True)
         timing.write_text(json.dumps({"seconds": time.time() - t0}))
     return score_run(run_dir, eval_sets=eval_sets, device=device)
@@ -112,9 +104,9 @@ def train_and_score(cfg, run_dir: Path, *, eval_sets: list[dict], device: str = 
 
 def best_val_dice(run_dir: Path) -> float:
     """The val Dice that chose ``best.ckpt`` (Lightning's ModelCheckpoint state)."""
-    import torch
+    from ..serialization import load_checkpoint
 
-    ck = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    ck = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
     for key, state in (ck.get("callbacks") or {}).items():
         if "ModelCheckpoint" in key and state.get("best_model_score") is not None:
             return float(state["best_model_score"])
@@ -125,7 +117,9 @@ class SSLGrid:
     """Runs :class:`SSLGridConfig`; ``run()`` returns the result rows."""
 
     def __init__(self, cfg: SSLGridConfig, *, log=print) -> None:
-        from ..cli.config import PretrainConfig, SegmentConfig, load_config
+        from ..config import PretrainConfig, SegmentConfig, load_config
+        from ..models import encoder_spec
+        from ..provenance import commit
         from ..ssl import SSL_METHODS, parse_pretext
 
         self.cfg, self.log, self.out = cfg, log, Path(cfg.out_dir)
@@ -145,10 +139,11 @@ class SSLGrid:
             SSL_METHODS.get(v.method)
             if v.pretext != "best":
                 parse_pretext(v.pretext or "")
-        self.seg_base: SegmentConfig = load_config(cfg.finetune, cfg.finetune_set)
-        enc = self.seg_base.model.name.removeprefix("resunet_")
-        self.pre_overrides = [*cfg.pretrain_set, f"encoder.name={enc}"]
-        self.pre_base: PretrainConfig = load_config(cfg.pretrain, self.pre_overrides, cls=PretrainConfig)
+        self.seg_base: SegmentConfig = load_config(cfg.finetune, cfg.finetune_set, task="segment")
+        # pretrain the encoder the fine-tuning model is built on (its name and arguments, from the registry)
+        enc = {k: v for k, v in encoder_spec(dict(self.seg_base.model)).items() if k != "img_size"}
+        self.pre_overrides = [*cfg.pretrain_set, f"encoder={json.dumps(enc)}"]
+        self.pre_base: PretrainConfig = load_config(cfg.pretrain, self.pre_overrides, task="pretrain")
         if self.seg_base.data.split is None:
             raise ConfigError(f"the fine-tune config '{cfg.finetune}' has no data.split; the grid needs a fixed split")
         pd, fd = self.pre_base.data, self.seg_base.data
@@ -160,18 +155,17 @@ class SSLGrid:
                 f"tests on; set its data.split to '{fd.split}' (pretraining uses the train part only)")
         self.rows: list[dict] = []
         self.choices: dict[str, str] = {}
-        self.commit = _commit()  # once: every row of this run carries it
+        self.commit = commit()  # once: every row of this run carries it
 
     # --- evaluation sets -------------------------------------------------------------------------------
     def eval_sets(self) -> list[dict]:
         from ..data import open_dataset
-        from ..evaluation import split_ids
+        from ..data.splits import filter_classes, split_ids
 
         d = self.seg_base.data
         reader = open_dataset(d.root, d.format)
-        labels = {r.id: r.label for r in reader.records}
         sets = [{"name": "test", "dataset": reader.name, "root": d.root, "format": reader.name,
-                 "ids": split_ids(d.split, "test", reader.ids, d.classes, labels)}]
+                 "ids": split_ids(d.split, "test", reader, d.classes)}]
         for o in self.cfg.ood:
             root = o.root
             if not root:
@@ -183,11 +177,10 @@ class SSLGrid:
                 if not (Path(root) / "labels.csv").exists():
                     simulate_phantom(root, n=o.simulate_n, size=o.simulate_size, seed=o.simulate_seed)
             r = open_dataset(root, o.format)
-            lab = {x.id: x.label for x in r.records}
             if o.split:
-                ids = split_ids(o.split, o.part, r.ids, o.classes, lab)
+                ids = split_ids(o.split, o.part, r, o.classes)
             else:
-                ids = [i for i in r.ids if (not o.classes or lab.get(i) in o.classes) and not r.record(i).missing_mask]
+                ids = [i for i in filter_classes(r.ids, r, o.classes) if not r.record(i).missing_mask]
             if not ids:
                 raise ConfigError(f"OOD set '{o.name}' at '{root}' has no image to score")
             sets.append({"name": f"ood_{o.name}", "dataset": o.name, "root": root, "format": r.name, "ids": ids})
@@ -212,8 +205,8 @@ class SSLGrid:
         return best
 
     def pretrain(self, v: Variant) -> Path | None:
-        from ..cli.config import PretrainConfig, load_config
-        from ..cli.pretrain import run_pretrain
+        from ..config import load_config
+        from ..runs import fit
 
         if v.method is None:
             return None
@@ -228,18 +221,18 @@ class SSLGrid:
         pretext = self.resolve_pretext(v)
         self.choices[v.name] = pretext
         cfg = load_config(self.cfg.pretrain, [*self.pre_overrides, f"method.name={v.method}", f"method.pretext={pretext}",
-                                              f"out_dir={run}", f"name={v.name}", "trainer.progress=none"],
-                          cls=PretrainConfig)
+                                              f"out_dir={run}", f"name={v.name}", "trainer.progress=lines"],
+                          task="pretrain")
         t0 = time.time()
         self.log(f"{v.name}: pretraining {v.method} with {pretext} ({cfg.optim.epochs} epochs) in {run}")
-        run_pretrain(cfg, resume=(run / "checkpoints" / "last.ckpt").exists(), quiet=True)
+        fit(cfg, resume=(run / "checkpoints" / "last.ckpt").exists(), log=self.log, prefix=f"  {v.name} pretrain ")
         (run / "time.json").write_text(json.dumps({"seconds": time.time() - t0}))
         return enc
 
     # --- the grid -------------------------------------------------------------------------------------------
     def run(self, *, train: bool = True) -> list[dict]:
         """Run the grid; with ``train=False`` only collect (and score) the runs that already finished."""
-        from ..cli.config import load_config
+        from ..config import load_config
 
         self.out.mkdir(parents=True, exist_ok=True)
         sets = self.eval_sets()
@@ -254,11 +247,14 @@ class SSLGrid:
                         continue
                     ov = [*self.cfg.finetune_set, f"data.fraction={frac}", f"seed={seed}", f"out_dir={run}",
                           f"optim.epochs={epochs}", f"trainer.check_val_every_n_epoch={val_every}",
-                          f"name={v.name}_frac{frac:g}", "trainer.progress=none"]
+                          f"name={v.name}_frac{frac:g}", "trainer.progress=lines"]
                     if enc is not None:
                         ov.append(f"model.encoder_checkpoint={enc}")
-                    cfg = load_config(self.cfg.finetune, ov)
-                    evs = train_and_score(cfg, run, eval_sets=sets)
+                    cfg = load_config(self.cfg.finetune, ov, task="segment")
+                    if not (run / "eval" / "time.json").exists():
+                        self.log(f"{v.name} fraction {frac:g} seed {seed}: fine-tuning {epochs} epochs in {run}")
+                    evs = train_and_score(cfg, run, eval_sets=sets, log=self.log,
+                                          prefix=f"  {v.name} {frac:g} s{seed} ")
                     secs = json.loads((run / "eval" / "time.json").read_text())["seconds"]
                     for es in sets:
                         ev = evs[es["name"]]
@@ -288,7 +284,8 @@ class SSLGrid:
         for split in splits:
             for v in self.cfg.variants:
                 for frac in self.cfg.fractions:
-                    d, i, base = vals(v.name, split, frac, "dice"), vals(v.name, split, frac, "iou"), vals("supervised", split, frac, "dice")
+                    d, i = vals(v.name, split, frac, "dice"), vals(v.name, split, frac, "iou")
+                    base = vals("supervised", split, frac, "dice")
                     if not d.size:
                         continue
                     sd = lambda a: float(a.std(ddof=1)) if a.size > 1 else 0.0  # noqa: E731
@@ -298,15 +295,12 @@ class SSLGrid:
         return header, rows
 
     def write(self, report: bool = False) -> None:
-        import torch
-
+        from ..provenance import machine
         from ..reports.tables import html_table, markdown_table
 
         header, rows = self.table()
         doc = {"experiment": "ssl_grid", "config": _asdict(self.cfg), "pretext_choices": self.choices,
-               "machine": {"platform": platform.platform(), "torch": torch.__version__,
-                           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                           "threads": torch.get_num_threads()},
+               "machine": machine(),
                "rows": self.rows}
         (self.out / "results.json").write_text(json.dumps(doc, indent=1))
         md = [f"# SSL grid: {self.cfg.name}\n",

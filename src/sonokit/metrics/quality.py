@@ -36,17 +36,34 @@ def _image2d(x, name: str) -> np.ndarray:
     return a
 
 
+def psnr_batch(x, ref, *, data_range: float = 1.0, mse_floor: float = 0.0):
+    """PSNR in dB per image of torch tensors (B, ...) -> (B,): ``10 log10(data_range² / max(MSE, mse_floor))``.
+
+    The one PSNR of sonokit: :func:`psnr` (NumPy, one image) and the enhancement task's validation call it.
+    ``inf`` where an image equals its reference and ``mse_floor`` is 0.
+    """
+    import torch
+
+    if x.shape != ref.shape:
+        raise ValueError(f"psnr: shapes {tuple(x.shape)} and {tuple(ref.shape)} differ; expected equal shapes")
+    if not data_range > 0:
+        raise ValueError(f"data_range must be > 0, found {data_range}")
+    dt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    mse = ((x.to(dt) - ref.to(dt)) ** 2).flatten(1).mean(1).clamp_min(mse_floor)
+    return 10 * torch.log10(data_range**2 / mse)
+
+
 def psnr(x, ref, *, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB: ``10 log10(data_range² / MSE(x, ref))`` over all elements.
 
-    ``inf`` when ``x == ref``. Arrays of any (equal) shape.
+    ``inf`` when ``x == ref``. Arrays of any (equal) shape; computed in float64 by :func:`psnr_batch`.
     """
+    import torch
+
     a, r = _arr(x, "x"), _arr(ref, "ref")
     _same_shape(a, r, "psnr")
-    if not data_range > 0:
-        raise ValueError(f"data_range must be > 0, found {data_range}")
-    mse = float(np.mean((a - r) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+    return float(psnr_batch(torch.from_numpy(a.reshape(1, -1)), torch.from_numpy(r.reshape(1, -1)),
+                            data_range=data_range)[0])
 
 
 def ssim(x, ref, *, data_range: float = 1.0, win_size: int = 7, gaussian_weights: bool = False) -> float:

@@ -31,27 +31,37 @@ def hd95(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, float] | None =
     return float(d.item())
 
 
+def binary_overlap(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Dice, IoU, precision and recall per image of boolean masks (B, ...) -> {metric: (B,) float64}.
+
+    The one overlap implementation of sonokit (training validation and evaluation both call it), with the
+    empty-mask rule above: both empty -> 1, exactly one empty -> 0.
+    """
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction is {tuple(pred.shape)} but ground truth is {tuple(gt.shape)}; expected equal shapes")
+    p, g = pred.reshape(pred.shape[0], -1).bool(), gt.reshape(gt.shape[0], -1).bool()
+    tp = (p & g).sum(1).double()
+    fp = (p & ~g).sum(1).double()
+    fn = (~p & g).sum(1).double()
+    p_empty, g_empty = tp + fp == 0, tp + fn == 0
+    both, one = p_empty & g_empty, p_empty ^ g_empty
+    out = {"dice": 2 * tp / (2 * tp + fp + fn), "iou": tp / (tp + fp + fn), "precision": tp / (tp + fp),
+           "recall": tp / (tp + fn)}
+    return {k: torch.where(both, torch.ones_like(v), torch.where(one, torch.zeros_like(v), v)) for k, v in out.items()}
+
+
 def segmentation_metrics(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, float] | None = None) -> dict[str, float]:
     """Dice, IoU, precision, recall and HD95 of boolean (H, W) masks (see the empty-mask rule above)."""
     pred = np.asarray(pred).astype(bool).reshape(np.asarray(pred).shape[-2:])
     gt = np.asarray(gt).astype(bool).reshape(np.asarray(gt).shape[-2:])
     if pred.shape != gt.shape:
         raise ValueError(f"prediction is {pred.shape} but ground truth is {gt.shape}; expected equal shapes")
-    tp = float(np.logical_and(pred, gt).sum())
-    fp = float(np.logical_and(pred, ~gt).sum())
-    fn = float(np.logical_and(~pred, gt).sum())
-    p_empty, g_empty = tp + fp == 0, tp + fn == 0
-    if p_empty and g_empty:
-        return {"dice": 1.0, "iou": 1.0, "precision": 1.0, "recall": 1.0, "hd95": 0.0}
-    if p_empty or g_empty:
-        return {"dice": 0.0, "iou": 0.0, "precision": 0.0, "recall": 0.0, "hd95": math.nan}
-    return {
-        "dice": 2 * tp / (2 * tp + fp + fn),
-        "iou": tp / (tp + fp + fn),
-        "precision": tp / (tp + fp),
-        "recall": tp / (tp + fn),
-        "hd95": hd95(pred, gt, spacing),
-    }
+    m = {k: float(v[0]) for k, v in binary_overlap(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None]).items()}
+    if not pred.any() and not gt.any():
+        return {**m, "hd95": 0.0}
+    if not pred.any() or not gt.any():
+        return {**m, "hd95": math.nan}
+    return {**m, "hd95": hd95(pred, gt, spacing)}
 
 
 def aggregate(rows: list[dict[str, float]], keys: tuple[str, ...] = METRICS) -> dict[str, dict[str, float]]:

@@ -1,6 +1,14 @@
-"""Models: encoders (timm), decoders, heads, and the model registry."""
-from .encoders import ENCODERS, create_encoder, list_encoders
-from .segmentation import MODELS, SegmentationModel, create_model, list_models, load_encoder_checkpoint
+"""Models: encoders (timm CNNs and ViTs), necks, decoders, heads, and the model registry.
 
-__all__ = ["MODELS", "ENCODERS", "SegmentationModel", "create_model", "list_models", "create_encoder",
-           "list_encoders", "load_encoder_checkpoint"]
+Any registered encoder fits any decoder: ``create_model("unet", encoder="vit_small_patch16", img_size=128)``,
+``create_model("upernet", encoder="resnet50")``, ``create_model("classifier", encoder="resnet18")``.
+"""
+from .builder import MODELS, create_model, encoder_spec, list_models
+from .classification import ClassificationModel
+from .decoders import DECODERS
+from .encoders import ENCODERS, create_encoder, list_encoders, load_encoder_checkpoint
+from .necks import NECKS
+from .segmentation import SegmentationModel
+
+__all__ = ["DECODERS", "ENCODERS", "MODELS", "NECKS", "ClassificationModel", "SegmentationModel", "create_encoder",
+           "create_model", "encoder_spec", "list_encoders", "list_models", "load_encoder_checkpoint"]

@@ -1,104 +1,127 @@
-"""Segmentation models: encoder -> decoder -> head (smp's composition), and the model registry."""
+"""Segmentation models: encoder -> [neck] -> decoder -> head (smp's composition), and their registered factories.
+
+Any encoder fits any decoder: a plain ViT (single-scale) gets ViTDet's simple pyramid neck so a multi-scale
+decoder can use it; a decoder whose output is below input resolution (UPerNet) has its logits upsampled.
+"""
 from __future__ import annotations
 
-from pathlib import Path
+import inspect
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError
-from ..registry import Registry
-from .decoders import UNetDecoder
-from .encoders import create_encoder
-
-MODELS: Registry[nn.Module] = Registry("model")
+from ..errors import ConfigError
+from .builder import (
+    INIT_ONLY,
+    MODELS,
+    build_encoder,
+    build_neck,
+    check_neck,
+    single_scale,
+)
+from .decoders import DECODERS
+from .layers import check_positive
 
 
 class SegmentationModel(nn.Module):
-    """encoder -> decoder -> 3x3 conv head producing ``num_classes`` logits at input resolution.
+    """encoder -> neck (optional) -> decoder -> ``head_kernel_size`` conv head with ``num_classes`` logits.
 
-    Input (B, in_chans, H, W) in [0, 1]; output logits (B, num_classes, H, W). H and W need not be
-    multiples of 32 (the decoder resizes to each skip's size).
+    Input (B, in_chans, H, W) in [0, 1]; output logits (B, num_classes, H, W). H and W need not be multiples
+    of 32 for a CNN encoder (the U-Net decoder resizes to each skip's size); a ViT needs multiples of 16. When
+    the decoder's output is smaller than the input, the logits are upsampled bilinearly to (H, W).
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_classes: int = 1) -> None:
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_classes: int = 1, neck: nn.Module | None = None,
+                 *, head_kernel_size: int = 3) -> None:
         super().__init__()
-        self.encoder, self.decoder = encoder, decoder
-        self.head = nn.Conv2d(decoder.out_channels, num_classes, 3, padding=1)
+        self.encoder, self.neck, self.decoder = encoder, neck, decoder
+        self.head = nn.Conv2d(decoder.out_channels, num_classes, head_kernel_size, padding=head_kernel_size // 2)
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (B, C, H, W), found {tuple(x.shape)}")
-        feats = self.encoder(x)
-        return self.head(self.decoder(feats, x.shape[-2:]))
+        size = tuple(x.shape[-2:])
+        feats = self.encoder(x)  # [(B, C_i, H / r_i, W / r_i)]
+        if self.neck is not None:
+            feats = self.neck(feats)
+        logits = self.head(self.decoder(feats, size))  # (B, num_classes, H / r, W / r), r >= 1
+        if tuple(logits.shape[-2:]) != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits
 
 
-def load_encoder_checkpoint(encoder: nn.Module, path: str | Path) -> None:
-    """Load encoder weights saved by sonokit (``sonokit pretrain``) or a plain state dict for this encoder.
+def _check_common(num_classes: int, neck: str, neck_channels: int) -> None:
+    check_positive(num_classes, "num_classes")
+    check_neck(neck)
+    check_positive(neck_channels, "neck_channels")
 
-    Accepts ``.safetensors`` or torch files holding either the state dict itself or
-    ``{"encoder": state_dict}`` / ``{"state_dict": {"encoder.*": ...}}``. Keys must match exactly.
+
+@MODELS.register("unet", init_only=INIT_ONLY)
+def unet(encoder: str = "resnet18", *, in_chans: int = 1, num_classes: int = 1, img_size: int | None = None,
+         encoder_weights: str | None = None, encoder_checkpoint: str | None = None, encoder_kwargs: dict | None = None,
+         decoder_channels: Sequence[int] = (256, 128, 64, 32, 16), neck: str = "auto",
+         neck_channels: int = 256) -> SegmentationModel:
+    """U-Net decoder on any encoder (Ronneberger et al. 2015; a plain ViT gets the simple pyramid neck).
+
+    Args:
+        encoder: a registered encoder (``sonokit.models.list_encoders()``).
+        in_chans, img_size: input channels and training size (passed to encoders that take ``img_size``).
+        encoder_weights: a local timm-format file (e.g. ImageNet weights) for the encoder; nothing is downloaded.
+        encoder_checkpoint: a sonokit encoder file (``sonokit pretrain``), loaded after ``encoder_weights``.
+        encoder_kwargs: further encoder arguments (e.g. ``{"out_indices": [3, 5, 7, 11]}`` for a ViT).
+        decoder_channels: width of each decoder block, deep to shallow (extra entries are ignored).
+        neck: ``"auto"`` (the pyramid for a single-scale encoder, else none), ``"pyramid"`` or ``"none"``.
+        neck_channels: the neck's output width.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"encoder checkpoint '{p}' does not exist")
-    if p.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(p), "pt") as fh:
-            meta = fh.metadata() or {}
-        want = getattr(encoder, "name", None)
-        if meta.get("encoder") and want and meta["encoder"] != want:
-            raise CheckpointError(f"encoder checkpoint '{p}' holds a '{meta['encoder']}' encoder (pretrained with "
-                                  f"{meta.get('method', '?')}), but the model's encoder is '{want}'; choose the "
-                                  f"model resunet_{meta['encoder']}")
-        sd = load_file(str(p))
-    else:
-        obj = torch.load(p, map_location="cpu", weights_only=False)
-        sd = obj.get("encoder", obj.get("state_dict", obj)) if isinstance(obj, dict) else obj
-    if any(k.startswith("encoder.") for k in sd):
-        sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
-    own = encoder.state_dict()
-    wrong = [k for k, v in sd.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    if wrong:
-        raise CheckpointError(
-            f"encoder checkpoint '{p}' does not fit encoder '{getattr(encoder, 'name', type(encoder).__name__)}': "
-            f"{len(wrong)} tensors have other shapes (e.g. {wrong[0]}: {tuple(sd[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)})"
-        )
-    missing, unexpected = encoder.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"encoder checkpoint '{p}' does not fit encoder '{getattr(encoder, 'name', type(encoder).__name__)}': "
-            f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        )
+    _check_common(num_classes, neck, neck_channels)
+    enc = build_encoder(encoder, in_chans=in_chans, img_size=img_size, weights=encoder_weights,
+                        checkpoint=encoder_checkpoint, encoder_kwargs=encoder_kwargs)
+    nk = build_neck(neck, enc, neck_channels)
+    src = nk if nk is not None else enc
+    if single_scale(src) and len(src.reductions) > 1:
+        raise ConfigError(f"model 'unet' needs feature maps at several strides, but encoder '{encoder}' gives "
+                          f"{len(src.reductions)} maps all at stride {src.reductions[0]}; use neck 'pyramid' "
+                          f"(or 'auto'), not '{neck}'")
+    dec = DECODERS.create("unet", encoder_channels=src.out_channels, reductions=src.reductions,
+                          decoder_channels=decoder_channels)
+    return SegmentationModel(enc, dec, num_classes=num_classes, neck=nk)
 
 
-def resunet(encoder: str, *, in_chans: int = 1, num_classes: int = 1, encoder_weights: str | None = None,
-            encoder_checkpoint: str | None = None, decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)) -> SegmentationModel:
-    """Res-UNet: a timm ResNet encoder + U-Net decoder + head (the segmentation network of Ellis et al. 2025)."""
-    enc = create_encoder(encoder, in_chans=in_chans, weights=encoder_weights)
-    if encoder_checkpoint:
-        load_encoder_checkpoint(enc, encoder_checkpoint)
-    dec = UNetDecoder(enc.out_channels, enc.reductions, tuple(decoder_channels))
-    return SegmentationModel(enc, dec, num_classes=num_classes)
+@MODELS.register("upernet", init_only=INIT_ONLY)
+def upernet(encoder: str = "resnet18", *, in_chans: int = 1, num_classes: int = 1, img_size: int | None = None,
+            encoder_weights: str | None = None, encoder_checkpoint: str | None = None,
+            encoder_kwargs: dict | None = None, channels: int = 256, pool_scales: Sequence[int] = (1, 2, 3, 6),
+            neck: str = "auto", neck_channels: int = 256) -> SegmentationModel:
+    """UPerNet decoder on any encoder (Xiao et al. 2018; a plain ViT gets the simple pyramid neck).
+
+    Args: as :func:`unet`, plus ``channels`` (the width of every PPM / FPN conv) and ``pool_scales`` (the pyramid
+    pooling grid sizes). Logits are computed at stride 4 (1x1 conv head) and upsampled to the input size.
+    """
+    _check_common(num_classes, neck, neck_channels)
+    enc = build_encoder(encoder, in_chans=in_chans, img_size=img_size, weights=encoder_weights,
+                        checkpoint=encoder_checkpoint, encoder_kwargs=encoder_kwargs)
+    nk = build_neck(neck, enc, neck_channels)
+    src = nk if nk is not None else enc
+    dec = DECODERS.create("upernet", encoder_channels=src.out_channels, reductions=src.reductions,
+                          channels=channels, pool_scales=pool_scales)
+    return SegmentationModel(enc, dec, num_classes=num_classes, neck=nk, head_kernel_size=1)
 
 
-def _register_resunet(enc: str) -> None:
-    @MODELS.register(f"resunet_{enc}")
-    def _factory(**kw) -> SegmentationModel:
-        return resunet(enc, **kw)
+def _register_resunet(encoder: str) -> None:
+    """``resunet_<encoder>``: exactly :func:`unet` with the encoder fixed (and no ``encoder`` parameter)."""
+    def factory(**kw) -> SegmentationModel:
+        return unet(encoder, **kw)
+
+    sig = inspect.signature(unet)
+    factory.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "encoder"])
+    factory.__name__ = factory.__qualname__ = f"resunet_{encoder}"
+    factory.__doc__ = (f"Res-UNet: timm {encoder} encoder + U-Net decoder (Ellis et al. 2025's network).\n\n"
+                       f"Exactly ``unet(encoder='{encoder}', ...)``; see :func:`unet` for the arguments.")
+    MODELS.register(f"resunet_{encoder}", init_only=INIT_ONLY)(factory)
 
 
 for _enc in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet10t"):
     _register_resunet(_enc)
-
-
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Create a registered model by name, e.g. ``create_model("resunet_resnet50", encoder_weights="r50.pth")``."""
-    return MODELS.create(name, **kwargs)
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    return MODELS.list(pattern)

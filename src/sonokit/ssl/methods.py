@@ -18,12 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..models.encoders import create_encoder
-from ..registry import Registry
 from .losses import RelationContrastiveLoss, estimate_log_z, nce_loss, perceptual_loss, pirl_loss
 from .memory_bank import MemoryBank
-
-SSL_METHODS: Registry[nn.Module] = Registry("SSL method")
 
 
 class ContrastivePretrainer(nn.Module):
@@ -47,7 +45,7 @@ class ContrastivePretrainer(nn.Module):
         seed: seeds the memory bank's initial entries.
     """
 
-    def __init__(self, encoder: str = "resnet50", *, n_data: int, in_chans: int = 1, encoder_weights: str | None = None,
+    def __init__(self, encoder: str | dict = "resnet50", *, n_data: int, in_chans: int = 1, encoder_weights: str | None = None,
                  embed_dim: int = 128, temperature: float = 0.07, momentum: float = 0.5, num_negatives: int = 4096,
                  lam: float = 0.5, rcl_weight: float = 0.0, relation_hidden: int = 64, perceptual_weight: float = 0.0,
                  perceptual_level: int = 3, seed: int = 0) -> None:
@@ -58,10 +56,16 @@ class ContrastivePretrainer(nn.Module):
             raise ValueError(f"lam must be in [0, 1], found {lam}")
         if rcl_weight < 0 or perceptual_weight < 0 or num_negatives < 0:
             raise ValueError("rcl_weight, perceptual_weight and num_negatives must be >= 0")
-        self.encoder = create_encoder(encoder, in_chans=in_chans, weights=encoder_weights)
+        if isinstance(encoder, dict):  # an encoder spec {name, **arguments} (the pretraining config's encoder)
+            encoder = dict(encoder)
+            self.encoder = create_encoder(encoder.pop("name"), **encoder)
+        else:
+            self.encoder = create_encoder(encoder, in_chans=in_chans, weights=encoder_weights)
         levels = len(self.encoder.out_channels)
         if perceptual_weight > 0 and not 0 <= perceptual_level < levels:
-            raise ValueError(f"perceptual_level must be in [0, {levels - 1}] for encoder '{encoder}', found {perceptual_level}")
+            enc_name = getattr(self.encoder, "name", encoder)
+            raise ValueError(f"perceptual_level must be in [0, {levels - 1}] for encoder '{enc_name}', "
+                             f"found {perceptual_level}")
         c = self.encoder.out_channels[-1]
         self.f = nn.Linear(c, embed_dim)  # image-view head (PIRL f)
         self.g = nn.Linear(c, embed_dim)  # transformed-view head (PIRL g)
@@ -104,32 +108,17 @@ class ContrastivePretrainer(nn.Module):
         return out
 
 
-@SSL_METHODS.register("pirl")
-def pirl(**kw) -> ContrastivePretrainer:
-    """PIRL: NCE with memory-bank negatives (Misra & van der Maaten 2020), the paper's baseline."""
-    if kw.get("rcl_weight") or kw.get("perceptual_weight"):
-        raise ValueError("method 'pirl' has no relation or perceptual term; use 'rcl' or 'rcl+perceptual' "
-                         "to weight them")
-    return ContrastivePretrainer(**kw)
+VARIANTS = {"pirl": {}, "rcl": {"rcl_weight": 1.0}, "rcl+perceptual": {"rcl_weight": 1.0, "perceptual_weight": 0.1}}
 
 
-@SSL_METHODS.register("rcl")
-def rcl(**kw) -> ContrastivePretrainer:
-    """PIRL's NCE terms + the Relation Contrastive Loss."""
-    if kw.get("perceptual_weight"):
+def contrastive_model(variant: str, **kw) -> ContrastivePretrainer:
+    """The loss model of a registered variant (``pirl``, ``rcl``, ``rcl+perceptual``) with its defaults."""
+    from ..registry import did_you_mean
+
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown SSL method '{variant}'{did_you_mean(variant, VARIANTS)} available: {', '.join(VARIANTS)}")
+    if variant == "pirl" and (kw.get("rcl_weight") or kw.get("perceptual_weight")):
+        raise ValueError("method 'pirl' has no relation or perceptual term; use 'rcl' or 'rcl+perceptual' to weight them")
+    if variant == "rcl" and kw.get("perceptual_weight"):
         raise ValueError("method 'rcl' has no perceptual term; use 'rcl+perceptual' to weight it")
-    return ContrastivePretrainer(**{"rcl_weight": 1.0, **kw})
-
-
-@SSL_METHODS.register("rcl+perceptual")
-def rcl_perceptual(**kw) -> ContrastivePretrainer:
-    """RCL + perceptual loss between the two views' level-3 features, weight 0.1 (the paper's best)."""
-    return ContrastivePretrainer(**{"rcl_weight": 1.0, "perceptual_weight": 0.1, **kw})
-
-
-def create_ssl_method(name: str, **kw) -> ContrastivePretrainer:
-    return SSL_METHODS.create(name, **kw)
-
-
-def list_ssl_methods(pattern: str = "*") -> list[str]:
-    return SSL_METHODS.list(pattern)
+    return ContrastivePretrainer(**{**VARIANTS[variant], **kw})

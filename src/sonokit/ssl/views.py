@@ -45,7 +45,8 @@ class PretextTransform:
     def __init__(self, spec: str | list[str], *, grid: int = 6, freq: dict | None = None) -> None:
         self.names = parse_pretext(spec)
         try:
-            self.freq = FrequencyBandStop(**(freq or {})) if "freq" in self.names else None
+            self.freq = (FrequencyBandStop(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in (freq or {}).items()})
+                         if "freq" in self.names else None)
             jig = {"jigsaw": Jigsaw, "cross_jigsaw": CrossPatchJigsaw}
             self.jigsaw = next((jig[n](grid=grid) for n in self.names if n in jig), None)
         except ValueError as e:

@@ -1,7 +1,9 @@
-"""Lightning tasks (thin): they hold a model from the registry, a loss and an optimiser schedule."""
-from .checkpoint import AtomicCheckpointIO
+"""Lightning tasks (thin): the supervised contract (segmentation, classification), pretraining methods'
+base class, and enhancement. Each holds a registered model, its losses and its optimiser schedule."""
+from .classify import ClassificationTask
 from .enhance import EnhanceTask
-from .pretrain import PretrainTask
+from .pretrain import PretrainMethod
 from .segment import SegmentationTask
+from .supervised import SupervisedTask
 
-__all__ = ["SegmentationTask", "PretrainTask", "EnhanceTask", "AtomicCheckpointIO"]
+__all__ = ["SupervisedTask", "SegmentationTask", "ClassificationTask", "PretrainMethod", "EnhanceTask"]

@@ -23,6 +23,7 @@ import lightning as L
 import torch
 
 from ..enhance.models import create_enhancer
+from ..metrics.quality import psnr_batch
 from ..physics.degrade import (
     AdditiveGaussianNoise,
     FourierPerturbation,
@@ -58,12 +59,6 @@ def enhancement_loss(x: torch.Tensor, y: torch.Tensor, *, kind: str = "l1", eps:
     if kind == "charbonnier":
         return charbonnier_loss(x, y, eps=eps)
     raise ValueError(f"loss must be one of {list(LOSSES)}, found {kind!r}")
-
-
-def psnr_per_image(x: torch.Tensor, ref: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
-    """PSNR in dB per image: (B, ...) x2 -> (B,); ``10 log10(range² / MSE)`` (MSE floored at 1e-12)."""
-    mse = ((x.float() - ref.float()) ** 2).flatten(1).mean(1).clamp_min(1e-12)
-    return 10 * torch.log10(data_range**2 / mse)
 
 
 # ----------------------------------------------------------------------------------------- degradations
@@ -158,6 +153,7 @@ class EnhanceTask(L.LightningModule):
         if degrade is None:
             degrade = copy.deepcopy(DEFAULT_DEGRADE)
         self.save_hyperparameters()  # reads the arguments' current values, so degrade is recorded in full
+        self.hparams["task"] = "enhance"
         self.train_synth = make_synthesizer(patch_size, degrade)
         self.val_synth = make_synthesizer(val_patch_size or patch_size, degrade)
         self.margin = degrade_margin(degrade)
@@ -202,8 +198,8 @@ class EnhanceTask(L.LightningModule):
         loss = enhancement_loss(out, target, kind=self.hparams.loss, eps=self.hparams.charbonnier_eps)
         out = out.clamp(0, 1)
         b = out.shape[0]
-        psnr = psnr_per_image(out, target).mean()
-        psnr_in = psnr_per_image(degraded, target).mean()
+        psnr = psnr_batch(out, target, mse_floor=1e-12).mean()
+        psnr_in = psnr_batch(degraded, target, mse_floor=1e-12).mean()
         o, t = out.detach().float().cpu().numpy(), target.float().cpu().numpy()
         ss = sum(ssim(o[i, 0], t[i, 0], win_size=7) for i in range(b)) / b  # patches are >= 8 px
         self.log("val_loss", loss, on_epoch=True, batch_size=b, sync_dist=True)

@@ -7,12 +7,13 @@ from ...errors import DataError
 from .base import FORMATS, DatasetReader, Record
 from .breast import BrEaSTReader
 from .busi import BUSIReader
+from .ddti import DDTIReader
 from .dicom import DicomReader
 from .folder import FolderReader
 from .hc18 import HC18Reader
 from .udiat import UDIATReader
 
-_DETECT_ORDER = ("busi", "hc18", "udiat", "breast", "folder", "dicom")
+_DETECT_ORDER = ("busi", "hc18", "udiat", "breast", "ddti", "folder", "dicom")
 
 
 def detect_format(root: str | Path) -> str:
@@ -47,4 +48,4 @@ def _safe_detect(root: Path) -> str | None:
 
 
 __all__ = ["FORMATS", "DatasetReader", "Record", "open_dataset", "detect_format", "BUSIReader", "UDIATReader",
-           "BrEaSTReader", "HC18Reader", "FolderReader", "DicomReader"]
+           "BrEaSTReader", "HC18Reader", "DDTIReader", "FolderReader", "DicomReader"]

@@ -36,6 +36,14 @@ class Record:
     def missing_mask(self) -> bool:
         return self.labeled and not self.masks and self.label != "normal"
 
+    def get_label(self, key: str = "label") -> str | None:
+        """The class of this sample under ``key``: ``"label"`` (the reader's class) or a meta key
+        (e.g. ``"tirads"`` for DDTI); None when unknown."""
+        if key == "label":
+            return self.label
+        value = dict(self.meta).get(key)
+        return None if value in (None, "") else str(value)
+
 
 class DatasetReader:
     """Base class: index a dataset's ORIGINAL published layout into :class:`Record` s, load :class:`Sample` s.

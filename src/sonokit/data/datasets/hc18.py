@@ -79,7 +79,8 @@ class HC18Reader(DatasetReader):
 
     def index(self) -> list[Record]:
         d = _training_dir(self.root)
-        csv_path = next(iter(sorted(self.root.glob("training_set_pixel_size*.csv")) + sorted(d.parent.glob("training_set_pixel_size*.csv"))), None)
+        pattern = "training_set_pixel_size*.csv"
+        csv_path = next(iter(sorted(self.root.glob(pattern)) + sorted(d.parent.glob(pattern))), None)
         spacing: dict[str, float] = {}
         hc: dict[str, str] = {}
         if csv_path is not None:

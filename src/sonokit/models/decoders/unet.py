@@ -5,10 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class ConvBNReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+from ...errors import ConfigError
+from ..layers import ConvBNReLU, check_channels
 
 
 class DecoderBlock(nn.Module):
@@ -35,20 +33,29 @@ class UNetDecoder(nn.Module):
     Shapes: features (B, C_i, H / r_i, W / r_i) -> (B, decoder_channels[-1], H, W).
     """
 
-    def __init__(self, encoder_channels: list[int], reductions: list[int], decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)) -> None:
+    def __init__(self, encoder_channels: list[int], reductions: list[int],
+                 decoder_channels: tuple[int, ...] | list[int] = (256, 128, 64, 32, 16)) -> None:
         super().__init__()
+        decoder_channels = check_channels(decoder_channels, "decoder_channels")
+        if len(encoder_channels) != len(reductions) or not encoder_channels:
+            raise ConfigError(f"encoder_channels {list(encoder_channels)} and reductions {list(reductions)} must be "
+                             f"non-empty lists of equal length")
         self.final_up = reductions[0] > 1
         skips = list(reversed(encoder_channels[:-1]))  # deep -> shallow
         n_blocks = len(skips) + int(self.final_up)
         if len(decoder_channels) < n_blocks:
-            raise ValueError(f"decoder_channels needs {n_blocks} entries for this encoder, found {len(decoder_channels)}")
+            raise ConfigError(f"decoder_channels needs {n_blocks} entries for this encoder, "
+                              f"found {len(decoder_channels)}")
         chans = list(decoder_channels[:n_blocks])
         cins = [encoder_channels[-1]] + chans[:-1]
         cskips = skips + ([0] if self.final_up else [])
         self.blocks = nn.ModuleList(DecoderBlock(ci, cs, co) for ci, cs, co in zip(cins, cskips, chans))
         self.out_channels = chans[-1]
+        self.n_features = len(encoder_channels)
 
     def forward(self, features: list[torch.Tensor], input_size: tuple[int, int]) -> torch.Tensor:
+        if len(features) != self.n_features:
+            raise ValueError(f"UNetDecoder was built for {self.n_features} feature maps, found {len(features)}")
         x = features[-1]
         skips = list(reversed(features[:-1]))
         for k, block in enumerate(self.blocks):

@@ -1,0 +1,190 @@
+"""YAML configs mapped onto typed dataclasses; unknown keys are errors with a "did you mean" hint.
+
+Overrides use dotted keys: ``--set optim.lr=3e-4 --set data.root=/data/busi`` (values are parsed as YAML,
+so ``[1, 2]``, ``null`` and ``true`` work). Two kinds of section:
+
+* a dataclass section (``data``, ``optim``, ...): every key is a field, checked by type;
+* a *spec* (:class:`Spec`: ``model``, ``method``, each term of ``loss``): ``{name: ..., **kwargs}`` whose
+  keys are the keyword arguments of a registered factory. The config layer only checks its shape; the
+  keys are checked against the factory's signature by :meth:`sonokit.registry.Registry.check_kwargs` when
+  the run starts, so generic code never needs to know which keys a particular model takes. A spec given
+  without ``name`` (or with the default's name) is merged over the default spec.
+
+This module imports no torch: configs load in the time it takes to read the YAML.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError
+from ..registry import did_you_mean
+
+
+class Spec(dict):
+    """A registry spec ``{name: ..., **kwargs}`` (a plain dict subclass used as a type marker)."""
+
+
+def spec(name: str, **kwargs) -> Spec:
+    return Spec(name=name, **kwargs)
+
+
+def _spec_value(value, where: str, default: dict | None = None) -> Spec:
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping with a name, e.g. {{name: ...}}; found {value!r}")
+    if default is not None and value.get("name", default.get("name")) == default.get("name"):
+        value = {**default, **value}
+    if not isinstance(value.get("name"), str) or not value["name"]:
+        raise ConfigError(f"{where} needs a 'name' (a registered name), found {value!r}")
+    return Spec(value)
+
+
+def _check_type(value, tp, where: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Spec:
+        return _spec_value(value, where)
+    if value is None:
+        if type(None) in args or tp is type(None):
+            return None
+        raise ConfigError(f"{where} may not be null")
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, found {value!r}")
+        return [_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, found {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, found {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, found {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, found {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a string, found {value!r}")
+        return str(value)
+    return value
+
+
+def _default(f: dataclasses.Field):
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def from_dict(cls, data: dict, where: str = "", base=None):
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys and wrong types.
+
+    Keys not given keep the defaults of ``base`` (the enclosing field's default, so a section's preset
+    defaults, e.g. ``PretrainConfig.data.image_size = 96``, survive a partial section in the YAML).
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, found {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{path}'{did_you_mean(str(key), fields)} "
+                              f"allowed here: {', '.join(fields)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value or {}, path, _default(fields[key]))
+        elif tp is Spec:
+            kwargs[key] = _spec_value(value, path, _default(fields[key]))
+        else:
+            kwargs[key] = _check_type(value, tp, path)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+
+
+def apply_overrides(data: dict, overrides: list[str] | dict | None) -> dict:
+    """Apply dotted overrides (``["optim.lr=3e-4", ...]`` or ``{"optim.lr": 3e-4}``) to a raw config dict."""
+    items: list[tuple[str, object]] = []
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        for ov in overrides or []:
+            if "=" not in ov:
+                raise ConfigError(f"override '{ov}' must look like key.subkey=value")
+            key, raw = ov.split("=", 1)
+            try:
+                items.append((key, yaml.safe_load(raw) if raw != "" else None))
+            except yaml.YAMLError as e:
+                raise ConfigError(f"override '{ov}': the value is not valid YAML ({str(e).splitlines()[0]})") from None
+    for key, value in items:
+        node = data
+        parts = str(key).strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{key}': '{p}' is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in YAML file ``path``, with clear errors for a missing file or bad YAML."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file '{p}' is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{p}' must hold a mapping at the top level")
+    return data
+
+
+def build(cls, data: dict, overrides=None, *, source: str = "config"):
+    """``cls`` from a raw dict plus overrides; errors are prefixed with ``source``."""
+    data = apply_overrides(dict(data), overrides)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def to_dict(cfg) -> dict:
+    """Plain nested dicts and lists (specs become plain dicts), ready for YAML or JSON."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def dump_yaml(cfg) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

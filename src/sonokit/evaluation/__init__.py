@@ -1,0 +1,7 @@
+"""Evaluation of trained models on held-out data: ``evaluate(checkpoint, ...)`` (the API and the CLI's
+``sonokit evaluate``), and the per-task scorers it calls."""
+from .api import default_name, evaluate
+from .classify import evaluate_classification
+from .segment import evaluate_segmentation, safe_name
+
+__all__ = ["evaluate", "evaluate_segmentation", "evaluate_classification", "default_name", "safe_name"]
