@@ -12,7 +12,7 @@ from rich.table import Table
 console = Console()
 app = typer.Typer(help="Inspect datasets and make split files.", no_args_is_help=True)
 
-FORMAT_HELP = "Dataset layout: busi | udiat | breast | hc18 | folder | dicom (auto-detected when omitted)."
+FORMAT_HELP = "Dataset layout: busi | udiat | breast | hc18 | ddti | folder | dicom (auto-detected when omitted)."
 
 
 def _progress_check(reader, near_threshold: int):
@@ -81,18 +81,62 @@ def split(
     fractions: list[float] = typer.Option([0.2, 0.5, 1.0], "--fractions", help="Label fractions of train (repeatable)."),
     split_seed: int = typer.Option(0, help="Seed of the train/val/test partition itself."),
     near_threshold: int = typer.Option(6, help="Near-duplicate threshold in pHash bits (of 64)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing split file (models trained with it "
+                               "record its hash and will refuse to be evaluated on the new one)."),
 ) -> None:
     """Write a versioned, stratified, duplicate- and group-aware train/val/test split with nested
-    label-fraction subsets (20% ⊂ 50% ⊂ 100%) of train per seed."""
+    label-fraction subsets (20% ⊂ 50% ⊂ 100%) of train per seed, pinned to the files' contents."""
     from ..data import open_dataset
+    from ..data.pin import pin_split
     from ..data.splits import save_split, split_from_report
+    from ..errors import DataError
 
+    if out.exists() and not force:
+        raise DataError(f"split file '{out}' already exists; models trained with it record its hash, and replacing "
+                        "it changes their test set. Choose another --out, or pass --force to replace it")
     reader = open_dataset(path, format)
     rep = _progress_check(reader, near_threshold)
     sp = split_from_report(rep, reader, val=val, test=test, seeds=tuple(seeds), fractions=tuple(fractions),
                            split_seed=split_seed, near_threshold=near_threshold)
-    save_split(sp, out)
+    save_split(pin_split(sp, reader), out, overwrite=force)
     console.print(f"wrote {out}: train {len(sp['train'])}, val {len(sp['val'])}, test {len(sp['test'])} "
                   f"({len(sp['duplicate_groups'])} duplicate groups kept together)")
     for part in ("train", "val", "test"):
         console.print(f"  {part}: {sp['counts'][part]}")
+
+
+@app.command("pin")
+def pin(
+    split_file: Path = typer.Argument(..., help="An existing split file (e.g. splits/busi_v1.json)."),
+    path: Path = typer.Option(..., "--data", help="The dataset folder the split belongs to."),
+    format: str = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    force: bool = typer.Option(False, "--force", help="Re-pin a split whose pinned files changed (after checking "
+                               "why they changed)."),
+) -> None:
+    """Add file digests to a split file written before splits were pinned (the assignment is unchanged), or
+    check a pinned one: lists every image whose file changed since the split was written."""
+    from ..data import open_dataset
+    from ..data.pin import changed_files, pin_split
+    from ..data.splits import HASHED_KEYS, load_split, save_split, verify_split
+    from ..errors import DataError
+
+    reader = open_dataset(path, format)
+    sp = load_split(split_file)
+    verify_split(sp, reader.ids, str(split_file))
+    ids = [i for p in ("train", "val", "test") for i in sp[p]]
+    if sp["pinned"]:
+        changed = changed_files(sp, reader, ids)
+        if not changed:
+            console.print(f"{split_file}: all {len(ids)} files match their pinned digests")
+            return
+        for _, what in changed[:20]:
+            console.print(f"  {what}", highlight=False)
+        if not force:
+            raise DataError(f"{len(changed)} file(s) of '{split_file}' changed since it was pinned (listed above); "
+                            "pass --force to pin the current files")
+    keep = {k: v for k, v in sp.items() if k not in ("hash", "pinned")}
+    before = {k: keep.get(k) for k in HASHED_KEYS if k != "files"}
+    pinned = pin_split(keep, reader)
+    assert {k: pinned.get(k) for k in before} == before  # the assignment itself never changes
+    save_split(pinned, split_file, overwrite=True)
+    console.print(f"pinned {len(ids)} files in {split_file}")

@@ -105,6 +105,12 @@ class ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def label_counts(self, k: int) -> list[int]:
+        """How many samples carry each of the ``k`` class indices (unknown labels are not counted)."""
+        labels = [m["label"] for m in self._meta] if self.cache else [
+            self._label(self.reader.record(i)) for i in self.ids]
+        return [sum(1 for v in labels if v == c) for c in range(k)]
+
     def __getitem__(self, i: int) -> dict:
         if self.cache:
             img, mask = self._cache[i]

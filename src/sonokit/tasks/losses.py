@@ -67,9 +67,30 @@ class _CrossEntropy(nn.Module):
 
 
 @LOSSES.register("ce")
-def ce(*, weight: list[float] | None = None, label_smoothing: float = 0.0) -> nn.Module:
-    """Multi-class cross-entropy on logits (B, K) with integer labels; label -1 (unknown) is ignored."""
-    return _CrossEntropy(weight, label_smoothing)
+def ce(*, class_weights: list[float] | str | None = None, label_smoothing: float = 0.0) -> nn.Module:
+    """Multi-class cross-entropy on logits (B, K) with integer labels; label -1 (unknown) is ignored.
+
+    ``class_weights``: per-class weights, or ``"balanced"``: ``n / (K * n_k)`` from the training set's class
+    counts (the run fills them in: :func:`resolve_balanced`)."""
+    if isinstance(class_weights, str):
+        raise ConfigError(f"loss ce: class_weights '{class_weights}' must be a list of per-class weights, or "
+                          "'balanced' in a training config (the run computes it from the training labels)")
+    return _CrossEntropy(class_weights, label_smoothing)
+
+
+def resolve_balanced(specs: list, counts: list[int]) -> list:
+    """Loss specs with ``class_weights: balanced`` replaced by ``n / (K * n_k)`` for the class ``counts``."""
+    out = []
+    for s in specs:
+        s = dict(s)
+        if s.get("class_weights") == "balanced":
+            if any(c == 0 for c in counts):
+                raise ConfigError(f"loss {s.get('name')}: class_weights 'balanced' needs every class in the training "
+                                  f"set; the counts are {counts}")
+            n, k = sum(counts), len(counts)
+            s["class_weights"] = [round(n / (k * c), 6) for c in counts]
+        out.append(s)
+    return out
 
 
 @dataclass
