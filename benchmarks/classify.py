@@ -24,16 +24,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 
+# everything a run needs, imported now: a long benchmark must not pick up half-edited files later
+import sonokit.inference  # noqa: E402,F401
+import sonokit.runs.supervised  # noqa: E402,F401
+import sonokit.serialization  # noqa: E402,F401
 from sonokit.config import load_config  # noqa: E402
 from sonokit.evaluation import evaluate  # noqa: E402
 from sonokit.provenance import commit, machine  # noqa: E402
 from sonokit.reports.tables import fmt_mean_std, markdown_table  # noqa: E402
 from sonokit.runs import fit  # noqa: E402
-
-# everything a run needs, imported now: a long benchmark must not pick up half-edited files later
-import sonokit.inference  # noqa: E402,F401
-import sonokit.runs.supervised  # noqa: E402,F401
-import sonokit.serialization  # noqa: E402,F401
 
 CONFIGS = {"busi": "configs/classify_busi_cpu.yaml", "ddti": "configs/classify_ddti_cpu.yaml"}
 METRICS = ("accuracy", "balanced_accuracy", "auroc")
