@@ -55,7 +55,7 @@ def load_safetensors_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     from .models import create_model
     from .serialization import load_weights
 
-    sd, meta = load_weights(path)
+    sd, meta = load_weights(path, trustable=False)  # no trust: an exported model is safetensors
     if "sonokit_model" not in meta:
         raise CheckpointError(f"'{path}' has no sonokit_model metadata; expected a file from `sonokit export`")
     model = create_model(meta["sonokit_model"], **json.loads(meta.get("model_kwargs") or "{}"))

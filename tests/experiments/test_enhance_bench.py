@@ -11,6 +11,7 @@ from sonokit.config import load_config
 from sonokit.errors import ConfigError
 from sonokit.experiments import EnhanceBench, EnhanceBenchConfig
 from sonokit.experiments.enhance_bench import Method, NoiseSetting, apply_at_scale, degrade_frame, psf_measures, psf_phantom
+from sonokit.experiments.enhance_bench.cache import ResultCache, file_spec
 
 from ..conftest import make_phantom, ok
 
@@ -145,3 +146,27 @@ def test_psf_phantom_measures_follow_the_blur():
     assert len(m["axial_fwhm_mm"]) == len(m["lateral_fwhm_mm"]) == 9
     assert 0.15 < np.mean(m["axial_fwhm_mm"]) < 0.6 and 0.4 < np.mean(m["lateral_fwhm_mm"]) < 1.0
     assert m["edge_gradient_per_mm"] > 0
+
+
+def test_result_cache_recomputes_only_when_the_spec_changes(tmp_path):
+    calls = []
+
+    def compute() -> dict:
+        calls.append(1)
+        return {"v": len(calls)}
+
+    f = tmp_path / "r.json"
+    cache = ResultCache(commit="abc1234", device="cpu", log=lambda *_: None)
+    assert cache.get(f, {"a": (1, 2), "p": tmp_path}, compute) == {"v": 1}
+    assert cache.last["commit"] == "abc1234" and cache.last["device"] == "cpu" and cache.last["threads"] >= 1
+    # the spec is compared as JSON gives it back (tuples -> lists, paths -> str): the same inputs hit the cache,
+    # and the provenance is that of the run that computed the result
+    again = ResultCache(commit="other", device="cuda", log=lambda *_: None)
+    assert again.get(f, {"a": [1, 2], "p": str(tmp_path)}, compute) == {"v": 1} and calls == [1]
+    assert again.last["commit"] == "abc1234"
+    # a changed input recomputes and replaces the stored result
+    assert again.get(f, {"a": [1, 3], "p": str(tmp_path)}, compute) == {"v": 2}
+    doc = json.loads(f.read_text())
+    assert doc["spec"]["a"] == [1, 3] and doc["computed"]["commit"] == "other"
+    assert file_spec(tmp_path / "missing.ckpt") == {"path": str(tmp_path / "missing.ckpt"), "mtime": None}
+    assert file_spec(f)["mtime"] == round(f.stat().st_mtime, 3)

@@ -57,6 +57,22 @@ def test_encoder_imagenet_style_weights_from_local_file(tmp_path):
     assert torch.allclose(stem[:, 0], ref.conv1[0].weight.sum(1), atol=1e-5)
 
 
+def test_encoder_weights_that_do_not_fit_are_an_error(tmp_path):
+    """timm loads a CNN's weights non-strictly: a file of another architecture (or missing tensors) would leave
+    random weights without a word; every key but the ImageNet classifier (fc.*) must fit."""
+    import timm
+
+    torch.save(timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict(), tmp_path / "vit.pth")
+    with pytest.raises(CheckpointError, match=r"vit\.pth' do not fit timm model 'resnet10t'.*missing keys \(e\.g\. "
+                                              r"conv1\..*unexpected keys \(e\.g\. cls_token"):
+        create_model("resunet_resnet10t", encoder_weights=str(tmp_path / "vit.pth"))
+    sd = timm.create_model("resnet10t", num_classes=1000).state_dict()
+    del sd["layer4.0.bn2.weight"]
+    torch.save(sd, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError, match=r"partial\.pth' do not fit .*1 missing keys \(e\.g\. layer4\.0\.bn2\.weight\)"):
+        create_model("resunet_resnet10t", encoder_weights=str(tmp_path / "partial.pth"))
+
+
 # -- any encoder fits any decoder -------------------------------------------------------------------------------
 @pytest.mark.parametrize("decoder", ["unet", "upernet"])
 @pytest.mark.parametrize("encoder", encoder_params())
@@ -84,7 +100,7 @@ def test_upernet_logits_at_stride_4_upsampled_to_any_input_size():
 # keys of resunet_resnet18 / resunet_resnet10t at the commit before the encoder/decoder registries (d07b928)
 RESUNET_KEYS = {
     "resunet_resnet18": (182, "197f37e5267732edab8527d1b9e3b62d4634737a2238e1ec0157a82adb81ea91", {
-        "encoder.model.conv1.weight": (64, 1, 7, 7), "encoder.model.layer4.1.bn2.weight": (512,),
+        "encoder.model.conv1.weight": (64, 1, 7, 7), "encoder.model.layer4.0.bn2.weight": (512,),
         "decoder.blocks.0.conv.0.0.weight": (256, 768, 3, 3), "decoder.blocks.4.conv.1.1.running_var": (16,),
         "head.weight": (1, 16, 3, 3), "head.bias": (1,)}),
     "resunet_resnet10t": (146, "9db680c4b6b187bab5e116731652774b72a3fcbc282989f14e643e2838c03d03", {

@@ -338,9 +338,9 @@ def test_a_run_folder_points_at_its_checkpoints(lightning_run: Path) -> None:
 def test_torch_weights_only_is_a_second_gate(tmp_path: Path, monkeypatch) -> None:
     """Without the static allow-list check (a torch whose private default list cannot be read), torch's own
     weights_only unpickler still refuses the hostile file, and nothing runs."""
-    import sonokit.serialization as ser
+    import sonokit.serialization.scan as scan
 
-    monkeypatch.setattr(ser, "_allowed_globals", lambda: None)
+    monkeypatch.setattr(scan, "_allowed_globals", lambda: None)
     for kind in ("zip_ckpt", "legacy_pt", "nested_in_hparams"):
         path, marker = make_hostile(kind, tmp_path)
         with pytest.raises(UnsafeCheckpointError, match="torch's safe loader") as info:

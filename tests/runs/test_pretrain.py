@@ -2,8 +2,8 @@
 import json
 
 import pytest
-import yaml
 import torch
+import yaml
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 

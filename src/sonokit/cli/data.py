@@ -5,18 +5,25 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-console = Console()
 app = typer.Typer(help="Inspect datasets and make split files.", no_args_is_help=True)
 
 FORMAT_HELP = "Dataset layout: busi | udiat | breast | hc18 | ddti | folder | dicom (auto-detected when omitted)."
 
 
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
 def _progress_check(reader, near_threshold: int):
+    from rich.console import Console
+    from rich.progress import Progress
+
     from ..data.check import check_dataset
+
+    console = _console()
 
     with Progress(console=Console(stderr=True), transient=True, disable=not console.is_terminal) as prog:
         task = prog.add_task(f"reading {len(reader)} images", total=len(reader))
@@ -37,8 +44,11 @@ def check(
     Problems: unreadable file, mask/image size mismatch, missing mask, non-binary mask, exact and near
     duplicates. Exit code 0 when every image is readable, 1 otherwise.
     """
+    from rich.table import Table
+
     from ..data import open_dataset
 
+    console = _console()
     reader = open_dataset(path, format)
     rep = _progress_check(reader, near_threshold)
     s = rep.summary()
@@ -91,6 +101,7 @@ def split(
     from ..data.splits import save_split, split_from_report
     from ..errors import DataError
 
+    console = _console()
     if out.exists() and not force:
         raise DataError(f"split file '{out}' already exists; models trained with it record its hash, and replacing "
                         "it changes their test set. Choose another --out, or pass --force to replace it")
@@ -120,6 +131,7 @@ def pin(
     from ..data.splits import HASHED_KEYS, load_split, save_split, verify_split
     from ..errors import DataError
 
+    console = _console()
     reader = open_dataset(path, format)
     sp = load_split(split_file)
     verify_split(sp, reader.ids, str(split_file))

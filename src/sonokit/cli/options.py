@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-TRUST_HELP = ("DANGEROUS: load a checkpoint even if it holds Python objects that could run code when loaded "
-              "(sonokit's own files never do). Only for files you made or fully trust.")
+from ..errors import TRUST_HELP
 
 
 def config_option(example: str, *, required: bool = False):
@@ -56,7 +55,7 @@ def overrides(set_: list[str], *, out: Path | None = None, seed: int | None = No
 def err(msg: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(msg, highlight=False, markup=False)
+    Console(stderr=True).print(msg, highlight=False, markup=False, soft_wrap=True)
 
 
 def say(msg: str) -> None:

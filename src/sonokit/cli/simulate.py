@@ -4,9 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-console = Console()
 app = typer.Typer(help="Generate synthetic ultrasound data with sonokit's physics simulator.", no_args_is_help=True)
 
 
@@ -23,4 +21,4 @@ def phantom(
     from ..physics import simulate_phantom
 
     simulate_phantom(out, n=n, size=size, seed=seed, pixel_mm=pixel_mm)
-    console.print(f"wrote {n} phantom images ({size}x{size} px, {pixel_mm} mm/px) to {out}")
+    print(f"wrote {n} phantom images ({size}x{size} px, {pixel_mm} mm/px) to {out}")

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import typer
 
-from .options import config_option, epochs_option, out_option, overrides, resume_option, say, seed_option, set_option
+from .options import config_option, epochs_option, out_option, overrides, resume_option, say, seed_option, set_option, trust_option
 
 app = typer.Typer(help="Train models. One subcommand per task.", no_args_is_help=True)
 
 
 def train(task: str, config: Path | None, out: Path | None, set_: list[str], seed: int | None, resume: bool,
-          epochs: int | None, extra: list[str] = ()) -> Path:
-    """Load the config (with --resume and no --config: the run folder's config.yaml) and fit it."""
+          epochs: int | None, extra: list[str] = (), *, trust: bool = False) -> Path:
+    """Load the config (with --resume and no --config: the run folder's config.yaml) and fit it. ``trust``
+    (--trust-checkpoint) applies to the checkpoints the run reads: --resume's last.ckpt and init.checkpoint."""
     from ..config import load_config
     from ..errors import ConfigError
     from ..runs import fit
@@ -24,7 +25,7 @@ def train(task: str, config: Path | None, out: Path | None, set_: list[str], see
         if not config.is_file():
             raise ConfigError(f"--resume: '{out}' holds no config.yaml; is it a sonokit run folder?")
     cfg = load_config(config, [*overrides(set_, out=out, seed=seed, epochs=epochs), *extra], task=task)
-    return fit(cfg, resume=resume, log=say)
+    return fit(cfg, resume=resume, log=say, trust=trust)
 
 
 @app.command("segment")
@@ -38,7 +39,9 @@ def segment_cmd(
     encoder_checkpoint: Path = typer.Option(
         None, "--encoder-checkpoint", exists=True, dir_okay=False, resolve_path=True,
         help="Start the encoder from this file: the encoder.safetensors written by `sonokit pretrain` "
-             "(same as --set model.encoder_checkpoint=PATH)."),
+             "(same as --set model.encoder_checkpoint=PATH). Always read safely: --trust-checkpoint does not "
+             "apply to it (nor to model.encoder_weights), so a file that would run code is refused."),
+    trust: bool = trust_option(),
 ) -> None:
     """Train a segmentation model (Res-UNet by default; any registered model: `sonokit models`).
 
@@ -46,7 +49,7 @@ def segment_cmd(
     With an SSL-pretrained encoder: ... --encoder-checkpoint runs/ssl/encoder.safetensors
     """
     extra = [f"model.encoder_checkpoint={encoder_checkpoint}"] if encoder_checkpoint is not None else []
-    train("segment", config, out, set_, seed, resume, epochs, extra)
+    train("segment", config, out, set_, seed, resume, epochs, extra, trust=trust)
 
 
 @app.command("classify")
@@ -57,12 +60,13 @@ def classify_cmd(
     seed: int = seed_option(),
     resume: bool = resume_option(),
     epochs: int = epochs_option(),
+    trust: bool = trust_option(),
 ) -> None:
     """Train an image classifier (any registered encoder + a linear head; linear_probe: true freezes the encoder).
 
     Example: sonokit train classify --config configs/classify_ddti_cpu.yaml --out runs/ddti_cls
     """
-    train("classify", config, out, set_, seed, resume, epochs)
+    train("classify", config, out, set_, seed, resume, epochs, trust=trust)
 
 
 @app.command("enhance")
@@ -73,13 +77,14 @@ def enhance_cmd(
     seed: int = seed_option(),
     resume: bool = resume_option(),
     epochs: int = epochs_option(),
+    trust: bool = trust_option(),
 ) -> None:
     """Train a blind enhancement model (SCUNet, DnCNN, Restormer, DRUNet) on physics-guided degradations
     (PSF blur + Gaussian / Fourier / speckle noise) of NLLR-denoised (or original) frames.
 
     Example: sonokit train enhance --config configs/enhance_busi_cpu.yaml --out runs/enh_busi
     """
-    train("enhance", config, out, set_, seed, resume, epochs)
+    train("enhance", config, out, set_, seed, resume, epochs, trust=trust)
 
 
 def pretrain_cmd(
@@ -89,6 +94,7 @@ def pretrain_cmd(
     seed: int = seed_option(),
     resume: bool = resume_option(),
     epochs: int = epochs_option(),
+    trust: bool = trust_option(),
 ) -> None:
     """Pretrain an encoder without labels (PIRL, Relation Contrastive Loss, perceptual loss; jigsaw,
     cross-patch jigsaw and frequency band-stop views) and save it as RUN/encoder.safetensors.
@@ -97,4 +103,4 @@ def pretrain_cmd(
     --set method.pretext=freq+cross_jigsaw --out runs/rcl ; then sonokit train segment ...
     --encoder-checkpoint runs/rcl/encoder.safetensors
     """
-    train("pretrain", config, out, set_, seed, resume, epochs)
+    train("pretrain", config, out, set_, seed, resume, epochs, trust=trust)

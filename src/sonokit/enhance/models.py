@@ -56,18 +56,16 @@ class Enhancer(nn.Module):
 
 
 def _load(net: nn.Module, weights: str | Path | None, name: str) -> nn.Module:
+    """``weights`` (safetensors, or a torch file holding the state dict or ``{"params"|"state_dict": ...}``)
+    read with :func:`sonokit.serialization.load_weights` (no ``trust``: a file that would run code is refused)."""
     if weights is None:
         return net
-    p = Path(weights)
-    if not p.is_file():
-        raise CheckpointError(f"weights file '{p}' for '{name}' does not exist")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from ..serialization import load_weights
 
-        sd = load_file(str(p))
-    else:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-        sd = sd.get("params", sd.get("state_dict", sd)) if isinstance(sd, dict) else sd
+    p = Path(weights)
+    sd, _ = load_weights(p, trustable=False)  # a model factory: no trust
+    inner = next((sd[k] for k in ("params", "state_dict") if isinstance(sd.get(k), dict)), None)
+    sd = sd if inner is None else inner
     try:
         net.load_state_dict(sd)
     except RuntimeError as e:

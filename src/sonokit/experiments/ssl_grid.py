@@ -213,10 +213,10 @@ class SSLGrid:
         run = self.out / "pretrain" / v.name
         enc = run / "encoder.safetensors"
         if enc.exists():  # the view it WAS pretrained with ('best' may point elsewhere once more runs finish)
-            from safetensors import safe_open
+            from ..serialization import load_weights
 
-            with safe_open(str(enc), framework="pt") as fh:
-                self.choices[v.name] = (fh.metadata() or {}).get("pretext") or str(v.pretext)
+            _, meta = load_weights(enc, trustable=False)  # its encoder loads into models: no trust
+            self.choices[v.name] = meta.get("pretext") or str(v.pretext)
             return enc
         pretext = self.resolve_pretext(v)
         self.choices[v.name] = pretext

@@ -28,7 +28,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-widt
 figcaption{font-size:12px;color:#555}"""
 
 
-def _png(fig) -> str:
+def figure_png(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -81,7 +81,7 @@ def curves_figure(runs: list[Path]) -> str | None:
         a.grid(alpha=0.3)
         if len(data) <= 6:
             a.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _gallery(ev: dict, pred_dir: Path, k: int = 3) -> list[tuple[str, str]]:
@@ -122,7 +122,7 @@ def _gallery(ev: dict, pred_dir: Path, k: int = 3) -> list[tuple[str, str]]:
             if pred.any():
                 ax.contour(pred, levels=[0.5], colors="red", linewidths=1.2)
             ax.axis("off")
-            out.append((_png(fig), f"{kind}: {r['id']} — Dice {r['dice']:.3f}"))
+            out.append((figure_png(fig), f"{kind}: {r['id']} — Dice {r['dice']:.3f}"))
     return out
 
 

@@ -32,7 +32,7 @@ def builder(task: str):
 
 
 def fit(config, *, overrides: list[str] | dict | None = None, task: str | None = None, resume: bool = False,
-        log: Callable[[str], None] | None = print, prefix: str = "") -> Path:
+        log: Callable[[str], None] | None = print, prefix: str = "", trust: bool = False) -> Path:
     """Train a model as configured; returns the run folder.
 
     Args:
@@ -41,6 +41,10 @@ def fit(config, *, overrides: list[str] | dict | None = None, task: str | None =
         task: the task when the YAML does not say (``segment``, ``classify``, ``pretrain``, ``enhance``).
         resume: continue the run in ``out_dir`` from its ``last.ckpt``.
         log: where progress lines go (``None``: silent); ``prefix`` starts each epoch line.
+        trust: **dangerous.** Load the checkpoints the run reads (``last.ckpt`` on resume, ``init.checkpoint``)
+            even if they hold objects that execute code when unpickled (``--trust-checkpoint``; see
+            :func:`sonokit.serialization.load_checkpoint`). Weight files that model factories read
+            (``model.encoder_checkpoint``, ``encoder_weights``) are never trusted.
     """
     from ..config import build, load_config, to_dict
     from .skeleton import fit_run
@@ -49,7 +53,7 @@ def fit(config, *, overrides: list[str] | dict | None = None, task: str | None =
         cfg = load_config(config, overrides, task=task)
     else:
         cfg = build(type(config), to_dict(config), overrides) if overrides else config
-    return fit_run(cfg, builder(cfg.task), resume=resume, log=log, prefix=prefix)
+    return fit_run(cfg, builder(cfg.task), resume=resume, log=log, prefix=prefix, trust=trust)
 
 
 __all__ = ["fit", "builder"]

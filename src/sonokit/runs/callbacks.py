@@ -61,6 +61,7 @@ class RunState(L.Callback):
         self.epochs_done = 0
         self.interrupt: int | None = None
         self._rng: dict | None = None
+        self._loader_state: dict | None = None
         self._t0 = time.time()
         self._previous: dict = {}
 
@@ -72,7 +73,9 @@ class RunState(L.Callback):
     def state_dict(self) -> dict:
         npst = np.random.get_state()
         pyst = random.getstate()
-        return {"history": self.history, "epochs_done": self.epochs_done, "rng": {
+        loader = getattr(self, "_trainer_loader", None)
+        return {"history": self.history, "epochs_done": self.epochs_done,
+                "loader": loader.state_dict() if loader is not None else None, "rng": {
             "torch": torch.get_rng_state(), "numpy": [npst[0], npst[1].tolist(), int(npst[2]), int(npst[3]),
                                                       float(npst[4])],
             "python": [pyst[0], list(pyst[1]), pyst[2]]}}
@@ -81,6 +84,7 @@ class RunState(L.Callback):
         self.history = list(state.get("history") or [])
         self.epochs_done = int(state.get("epochs_done", len(self.history)))
         self._rng = state.get("rng")
+        self._loader_state = state.get("loader")
 
     # -- signals --------------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -107,6 +111,13 @@ class RunState(L.Callback):
             version, internal, gauss_next = self._rng["python"]
             random.setstate((version, tuple(internal), gauss_next))
             self._rng = None
+        loader = self._trainer_loader = self._loader(trainer)
+        if loader is not None and self._loader_state:
+            # Lightning sets the loader up before it restores the loops when configure_optimizers asks for
+            # estimated_stepping_batches, so it never hands the loader its saved state: do it here, before the
+            # first batch is drawn (the sampler is lazy), so a mid-epoch resume continues at the next batch
+            loader.load_state_dict(self._loader_state)
+            self._loader_state = None
         self.write_metrics()  # rows of a resumed run: exactly those its checkpoint had
         self._t0 = time.time()
 

@@ -71,7 +71,7 @@ def check_enhance(cfg) -> None:
         raise ConfigError("data.root is not set; give the dataset folder in the config or with --set data.root=PATH")
 
 
-def build_enhance(cfg, out: Path, log) -> Prepared:
+def build_enhance(cfg, out: Path, log, *, trust: bool = False) -> Prepared:  # trust: no file read here
     from ..data.pairs import CentreCropDataset, EnhanceTargets, TargetCropDataset
     from ..data.splits import filter_classes, select_ids
     from ..tasks import EnhanceTask

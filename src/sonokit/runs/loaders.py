@@ -37,6 +37,8 @@ class EpochSampler(Sampler[int]):
         self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
+        if int(epoch) != self.epoch:
+            self.skip = 0  # the resumed epoch is over: later epochs start at their first batch
         self.epoch = int(epoch)
 
     def order(self, epoch: int) -> list[int]:
@@ -59,8 +61,7 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self):
         order = self._shard(self.order(self.epoch))
-        skip, self.skip = self.skip, 0
-        return iter(order[skip:])
+        return iter(order[self.skip:])  # Lightning may iterate a resumed epoch's loader twice: skip both times
 
     def __len__(self) -> int:
         _, world = _dist()
@@ -88,6 +89,7 @@ class ResumableLoader(DataLoader):
             self.epoch_sampler.skip = done * int(self.batch_size)
             self.completed = done
         else:
+            self.epoch_sampler.skip = 0
             self.completed = 0
 
 

@@ -70,7 +70,7 @@ def check_method(cfg) -> tuple[str, dict]:
     return mname, mkw
 
 
-def build_pretrain(cfg, out: Path, log) -> Prepared:
+def build_pretrain(cfg, out: Path, log, *, trust: bool = False) -> Prepared:  # trust: no file read here
     from ..data.loader import ImageDataset
     from ..models.encoders import ENCODERS
     from ..ssl import SSL_METHODS

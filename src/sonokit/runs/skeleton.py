@@ -4,12 +4,17 @@ fit, checkpoints, resume, stages.
 A run folder holds ``config.yaml`` (the resolved config), ``data.json`` (what was used and skipped),
 ``run.json`` (status, trainable parameters, seconds, commit, machine), ``metrics.csv`` (one row per epoch),
 ``checkpoints/last.ckpt`` (every epoch, every N steps when set, on SIGINT/SIGTERM) and, with a monitored
-metric, ``checkpoints/best.ckpt``. A task contributes only a *builder*: ``build(cfg, out, log) ->
+metric, ``checkpoints/best.ckpt``. A task contributes only a *builder*: ``build(cfg, out, log, *, trust) ->
 Prepared`` (its data, Lightning module and loaders); everything else is here.
 
 Resuming (``resume=True``) continues from ``last.ckpt``: a run that already finished says so and does
 nothing unless the epochs were raised; a config that differs from the run's ``config.yaml`` in anything
 but the training length, threads and progress display is refused, naming the keys.
+
+Every checkpoint a run reads (``last.ckpt`` on resume, ``init.checkpoint``) goes through
+:func:`sonokit.serialization.load_checkpoint` / ``load_weights`` with the run's ``trust`` (``--trust-checkpoint``;
+default False: a file that would run code is refused); Lightning then re-reads ``last.ckpt`` with
+``weights_only=not trust``.
 """
 from __future__ import annotations
 
@@ -69,16 +74,17 @@ def clean_orphans(out: Path) -> list[Path]:
     return removed
 
 
-def last_state(last: Path) -> dict:
-    """``{"epochs_done", "global_step"}`` of a checkpoint written by :class:`RunState` (read safely)."""
+def last_state(last: Path, *, trust: bool = False) -> dict:
+    """``{"epochs_done", "global_step"}`` of a checkpoint written by :class:`RunState` (read safely; ``trust``
+    see :func:`sonokit.serialization.load_checkpoint`)."""
     from ..serialization import load_checkpoint
 
-    ck = load_checkpoint(last)
+    ck = load_checkpoint(last, trust=trust)
     st = (ck.get("callbacks") or {}).get("sonokit_run_state") or {}
     return {"epochs_done": int(st.get("epochs_done", ck.get("epoch", 0))), "global_step": int(ck.get("global_step", 0))}
 
 
-def check_resume(cfg, out: Path, log) -> bool:
+def check_resume(cfg, out: Path, log, *, trust: bool = False) -> bool:
     """For ``resume``: True when there is work left; False (with a message) for a finished run. Raises when
     the config changed in a key that a resume cannot change."""
     last = out / "checkpoints" / "last.ckpt"
@@ -92,7 +98,7 @@ def check_resume(cfg, out: Path, log) -> bool:
             raise ConfigError(f"--resume: the config differs from the run's {saved} in {', '.join(diff[:8])}; a "
                               "resumed run must keep its settings (only optim.epochs / optim.max_steps may grow). "
                               "Start a new run with another --out instead")
-    st = last_state(last)
+    st = last_state(last, trust=trust)
     o = cfg.optim
     if o.max_steps is not None:
         done = st["global_step"] >= o.max_steps
@@ -108,10 +114,11 @@ def check_resume(cfg, out: Path, log) -> bool:
 
 
 def fit_run(cfg, build: Callable[..., Prepared], *, resume: bool = False, log: Callable[[str], None] | None = print,
-            prefix: str = "") -> Path:
-    """Train ``cfg`` with the task builder ``build``; returns the run folder. ``log=None`` prints nothing."""
+            prefix: str = "", trust: bool = False) -> Path:
+    """Train ``cfg`` with the task builder ``build``; returns the run folder. ``log=None`` prints nothing.
+    ``trust`` (dangerous) loads checkpoints that would run code (:func:`sonokit.serialization.load_checkpoint`)."""
     if getattr(cfg, "stages", None):
-        return fit_stages(cfg, build, resume=resume, log=log, prefix=prefix)
+        return fit_stages(cfg, build, resume=resume, log=log, prefix=prefix, trust=trust)
     import lightning as L
     import torch
 
@@ -122,7 +129,7 @@ def fit_run(cfg, build: Callable[..., Prepared], *, resume: bool = False, log: C
     if check is not None:  # the task's checks that need no data: fail before any file is written
         check(cfg)
     if resume:
-        if not check_resume(cfg, out, say):
+        if not check_resume(cfg, out, say, trust=trust):
             return out
     elif last.exists():
         raise ConfigError(f"run folder '{out}' already holds a checkpoint; pass --resume to continue it, "
@@ -133,7 +140,7 @@ def fit_run(cfg, build: Callable[..., Prepared], *, resume: bool = False, log: C
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    prep = build(cfg, out, say)
+    prep = build(cfg, out, say, trust=trust)
     atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(dump_yaml(cfg)))
     _write_json(out / "data.json", prep.data)
     counts = getattr(prep.task, "param_counts", None)
@@ -151,12 +158,12 @@ def fit_run(cfg, build: Callable[..., Prepared], *, resume: bool = False, log: C
     if resume:
         from ..serialization import load_checkpoint
 
-        load_checkpoint(last)  # refuses a file that would run code, before Lightning reads it
+        load_checkpoint(last, trust=trust)  # refuses a file that would run code, before Lightning reads it
     t0 = time.time()
     state.install_signal_handlers()
     try:
         trainer.fit(prep.task, prep.train_loader, prep.val_loader, ckpt_path=str(last) if resume else None,
-                    weights_only=True)
+                    weights_only=not trust)
     except RunInterrupted:
         _write_json(out / "run.json", {**info, "status": "interrupted", "seconds": round(time.time() - t0, 1)})
         raise
@@ -174,7 +181,7 @@ def fit_run(cfg, build: Callable[..., Prepared], *, resume: bool = False, log: C
     return out
 
 
-def fit_stages(cfg, build, *, resume: bool, log, prefix: str) -> Path:
+def fit_stages(cfg, build, *, resume: bool, log, prefix: str, trust: bool = False) -> Path:
     """Train the stages in order, each in ``out_dir/<stage name>``; a stage after the first starts from the
     previous stage's model (best.ckpt, else last.ckpt) unless it sets ``init.checkpoint`` itself."""
     from ..config import build as build_config
@@ -199,6 +206,6 @@ def fit_stages(cfg, build, *, resume: bool, log, prefix: str) -> Path:
             log(f"stage {i + 1}/{len(cfg.stages)}: {st.name} in {run}")
         if not finished:
             fit_run(scfg, build, resume=resume and (run / "checkpoints" / "last.ckpt").exists(), log=log,
-                    prefix=prefix)
+                    prefix=prefix, trust=trust)
         previous = run
     return out

@@ -7,6 +7,7 @@ from ..errors import CheckpointError, ConfigError
 from ..registry import split_spec
 from .skeleton import Prepared
 
+
 # arguments a run gives a model factory when it accepts them and the config does not set them
 def run_model_kwargs(name: str, kwargs: dict, provided: dict) -> dict:
     from ..models import MODELS
@@ -18,18 +19,19 @@ def run_model_kwargs(name: str, kwargs: dict, provided: dict) -> dict:
     return out
 
 
-def load_init_weights(model, path: str, *, strict: bool, log) -> dict:
+def load_init_weights(model, path: str, *, strict: bool, log, trust: bool = False) -> dict:
     """Load a model's weights from ``path`` (a sonokit .ckpt, or a model .safetensors); returns what was
-    missing / unexpected. Tensors of another shape are always an error."""
-    from ..serialization import load_checkpoint, load_weights
+    missing / unexpected. Tensors of another shape are always an error. Read with
+    :func:`sonokit.serialization.load_checkpoint` / ``load_weights`` (``trust``: see there)."""
+    from ..serialization import detect_format, load_checkpoint, load_weights
 
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise CheckpointError(f"init.checkpoint '{p}' does not exist")
-    if p.suffix == ".safetensors":
-        sd, _ = load_weights(p)
+    if p.suffix.lower() == ".safetensors" or detect_format(p) == "safetensors":
+        sd, _ = load_weights(p, trust=trust)
     else:
-        ck = load_checkpoint(p)
+        ck = load_checkpoint(p, trust=trust)
         if "state_dict" not in ck:
             raise CheckpointError(f"init.checkpoint '{p}' holds no state_dict; expected a sonokit .ckpt")
         sd = {k[len("model."):]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
@@ -63,8 +65,8 @@ def check_supervised(cfg) -> None:
         raise ConfigError(f"data.image_size must be >= 32, found {cfg.data.image_size}")
 
 
-def build_supervised(cfg, out: Path, log) -> Prepared:
-    """Data, task and loaders of a segmentation or classification run."""
+def build_supervised(cfg, out: Path, log, *, trust: bool = False) -> Prepared:
+    """Data, task and loaders of a segmentation or classification run (``trust``: for ``init.checkpoint``)."""
     from ..data.loader import ImageDataset
     from ..data.pin import training_record
     from ..tasks import ClassificationTask, SegmentationTask
@@ -100,7 +102,7 @@ def build_supervised(cfg, out: Path, log) -> Prepared:
                     weight_decay=cfg.optim.weight_decay, warmup_epochs=cfg.optim.warmup_epochs, freeze=freeze,
                     unfreeze=list(cfg.optim.unfreeze), groups=[vars(g) for g in cfg.optim.groups], augment=aug,
                     seed=cfg.seed, image_size=d.image_size, data=data)
-    init = load_init_weights(task.model, cfg.init.checkpoint, strict=cfg.init.strict, log=log) \
+    init = load_init_weights(task.model, cfg.init.checkpoint, strict=cfg.init.strict, log=log, trust=trust) \
         if cfg.init.checkpoint else None
     train_dl, val_dl = make_loaders(train_ds, val_ds, batch_size=d.batch_size, seed=cfg.seed,
                                     num_workers=d.num_workers)

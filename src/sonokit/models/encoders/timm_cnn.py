@@ -9,6 +9,7 @@ from torch import nn
 
 from ...errors import CheckpointError
 from . import ENCODERS
+from .checkpoint import load_timm_weights
 
 
 class TimmEncoder(nn.Module):
@@ -18,8 +19,10 @@ class TimmEncoder(nn.Module):
         name: timm model name (e.g. ``"resnet50"``).
         in_chans: input channels (1 for B-mode). ImageNet RGB stems are summed over colour (timm's
             ``adapt_input_conv``) when weights are loaded.
-        weights: path to ImageNet (or other timm-format) weights: ``.pth``, ``.bin`` or ``.safetensors``.
-            None means random initialisation; nothing is ever downloaded.
+        weights: path to ImageNet (or other timm-format) weights: ``.pth``, ``.bin`` or ``.safetensors``, read with
+            :func:`sonokit.serialization.load_weights`. Every key but the classifier (``fc.*``) must fit: a file
+            of another architecture is a :class:`CheckpointError`. None means random initialisation; nothing is
+            ever downloaded.
 
     Shapes: (B, in_chans, H, W) -> [(B, out_channels[i], H / reductions[i], W / reductions[i])], any H, W
     (maps are rounded up at each stride). Weights live under ``model.*`` (timm's own key names).
@@ -27,16 +30,13 @@ class TimmEncoder(nn.Module):
 
     def __init__(self, name: str, *, in_chans: int = 1, weights: str | Path | None = None) -> None:
         super().__init__()
-        kw: dict = dict(features_only=True, in_chans=in_chans)
-        if weights is not None:
-            p = Path(weights)
-            if not p.is_file():
-                raise CheckpointError(f"encoder weights '{p}' do not exist; expected a .pth/.safetensors file for timm '{name}'")
-            kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(p), num_classes=1000))
-        try:
-            self.model = timm.create_model(name, **kw)
-        except RuntimeError as e:
-            raise CheckpointError(f"weights '{weights}' do not fit timm model '{name}': {str(e)[:300]}") from None
+        p = Path(weights) if weights is not None else None
+        if p is not None and not p.exists():  # (a folder: load_weights says what it holds)
+            raise CheckpointError(f"encoder weights '{p}' do not exist; expected a .pth/.safetensors file for timm '{name}'")
+        self.model = timm.create_model(name, features_only=True, in_chans=in_chans)
+        if p is not None:  # read safely, handed to timm as a state dict; every key but the classifier must fit
+            load_timm_weights(self.model, p, in_chans=in_chans, what=f"timm model '{name}' (in_chans {in_chans})",
+                              architecture=f"timm architecture ('{name}')")
         self.name = name
         self.out_channels: list[int] = list(self.model.feature_info.channels())
         self.reductions: list[int] = list(self.model.feature_info.reduction())

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import timm
 import torch
-from timm.models import load_pretrained
 from timm.models.vision_transformer import checkpoint_filter_fn
 from torch import nn
 
-from ...errors import CheckpointError, ConfigError, SonokitError
+from ...errors import CheckpointError, ConfigError
 from . import ENCODERS
-from .checkpoint import describe_load_error
+from .checkpoint import load_timm_weights
 
 PATCH = 16
 
@@ -95,14 +94,11 @@ class ViTEncoder(nn.Module):
             out_indices = check_out_indices(out_indices, depth)  # fail before a large model is allocated
         if not 0.0 <= float(drop_path_rate) < 1.0:
             raise ConfigError(f"drop_path_rate must be in [0, 1), found {drop_path_rate}")
-        if weights is not None and not Path(weights).is_file():
+        if weights is not None and not Path(weights).exists():
             raise CheckpointError(f"encoder weights '{weights}' do not exist; expected a .pth/.bin/.safetensors file "
                                   f"of timm '{timm_name}'")
-        # with weights, timm records the file in model.pretrained_cfg (as pretrained=True would) for the loader below
-        overlay = dict(file=str(weights), num_classes=1000) if weights is not None else None
         model = timm.create_model(timm_name, img_size=img_size, in_chans=in_chans, num_classes=0,
-                                  dynamic_img_size=True, drop_path_rate=float(drop_path_rate),
-                                  pretrained_cfg_overlay=overlay)
+                                  dynamic_img_size=True, drop_path_rate=float(drop_path_rate))
         if weights is not None:
             load_timm_vit_weights(model, weights, in_chans=in_chans, what=f"encoder '{name}' (timm '{timm_name}', "
                                                                          f"img_size {img_size}, in_chans {in_chans})")
@@ -128,36 +124,18 @@ class ViTEncoder(nn.Module):
 
 
 def load_timm_vit_weights(model: nn.Module, weights: str | Path, *, in_chans: int, what: str) -> None:
-    """Load a timm-format / official ViT checkpoint into ``model`` (a timm VisionTransformer without classifier,
-    created with ``pretrained_cfg_overlay=dict(file=weights, num_classes=1000)``).
+    """Load a timm-format / official ViT checkpoint into ``model`` (a timm VisionTransformer without classifier).
 
-    timm's own loader does the work (``load_pretrained`` with the ViT ``checkpoint_filter_fn``, as
-    ``create_model(pretrained=True, pretrained_cfg_overlay=dict(file=...))`` would): it resamples the position
-    embedding to the model's grid and sums the RGB patch convolution to ``in_chans``. timm loads non-strictly
-    once the classifier is dropped, so any key the file lacks or has beyond the classifier is checked here.
+    The file is read with :func:`sonokit.serialization.load_weights` and handed to timm's own loader with the
+    ViT ``checkpoint_filter_fn`` (:func:`.checkpoint.load_timm_weights`): it resamples the position embedding to
+    the model's grid and sums the RGB patch convolution to ``in_chans``; any key the file lacks or has beyond
+    the classifier is a :class:`CheckpointError`.
     """
     p = Path(weights)
-    if not p.is_file():
+    if not p.exists():
         raise CheckpointError(f"encoder weights '{p}' do not exist; expected a .pth/.bin/.safetensors file for {what}")
-    cfg = dict(model.pretrained_cfg, file=str(p), num_classes=1000)  # num_classes != 0: the classifier is dropped
-    found: list = []
-    handle = model.register_load_state_dict_post_hook(lambda module, keys: found.append(keys))
-    try:
-        load_pretrained(model, pretrained_cfg=cfg, num_classes=0, in_chans=in_chans, filter_fn=checkpoint_filter_fn,
-                        strict=False)
-    except SonokitError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any failure to read or fit the file is the file's
-        raise CheckpointError(f"weights '{p}' do not fit {what}: {describe_load_error(e)}") from None
-    finally:
-        handle.remove()
-    missing = list(found[-1].missing_keys) if found else []
-    unexpected = list(found[-1].unexpected_keys) if found else []
-    if missing or unexpected:
-        parts = [f"{len(keys)} {kind} keys (e.g. {', '.join(keys[:3])})" for kind, keys in
-                 (("missing", missing), ("unexpected", unexpected)) if keys]
-        raise CheckpointError(f"weights '{p}' do not fit {what}: {'; '.join(parts)}; expected a checkpoint of the "
-                              f"same ViT architecture")
+    load_timm_weights(model, p, in_chans=in_chans, what=what, filter_fn=checkpoint_filter_fn,
+                      architecture="ViT architecture")
 
 
 def _register(name: str, timm_name: str, depth: int) -> None:
