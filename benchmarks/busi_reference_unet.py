@@ -41,8 +41,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from busi_supervised import commit  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
 from sonokit.data.io import atomic_write  # noqa: E402
-from sonokit.data.splits import load_split, select_ids  # noqa: E402
-from sonokit.evaluation import split_ids  # noqa: E402
+from sonokit.data.splits import (  # noqa: E402
+    load_split,
+    select_ids,
+    split_ids,  # noqa: E402
+)
 from sonokit.metrics import aggregate, segmentation_metrics  # noqa: E402
 from sonokit.reports.tables import fmt_mean_std, markdown_table  # noqa: E402
 
@@ -125,7 +128,7 @@ def main() -> None:
     reader = open_dataset(args.data, "busi")
     labels = {r.id: r.label for r in reader.records}
     split = load_split(SPLIT)
-    test_ids = split_ids(SPLIT, "test", reader.ids, list(CLASSES), labels)
+    test_ids = split_ids(SPLIT, "test", reader, list(CLASSES))
     runs_dir = Path(args.runs)
     results, rev = [], commit()
     for seed in args.seeds:

@@ -21,9 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from sonokit.cli.config import load_config  # noqa: E402
-
 from busi_supervised import PRESETS, commit, test_set  # noqa: E402
+from sonokit.config import load_config  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
 from sonokit.data.check import check_dataset, hamming  # noqa: E402
 from sonokit.data.splits import load_split, make_split, save_split  # noqa: E402
@@ -43,13 +42,13 @@ def run(name: str, split: Path, extra: list[str]) -> dict:
     run_dir = RUNS / "leakage" / name
     cfg = load_config(ROOT / PRESETS["cpu"]["config"], [
         f"data.root={DATA}", f"data.split={split}", "data.fraction=1.0", "seed=0", f"out_dir={run_dir}",
-        f"optim.epochs={EPOCHS}", "trainer.progress=none", *extra])
+        f"optim.epochs={EPOCHS}", "trainer.progress=lines", *extra])
     return train_and_score(cfg, run_dir, eval_sets=[test_set(cfg)])["test"]
 
 
 def tta_eval(name: str) -> dict:
     """Score run ``name`` again with flip test-time augmentation (cached as eval/test_tta.json)."""
-    from sonokit.evaluation import evaluate
+    from sonokit.evaluation import evaluate_segmentation
     from sonokit.inference import Segmenter
 
     run_dir = RUNS / "leakage" / name
@@ -58,7 +57,7 @@ def tta_eval(name: str) -> dict:
         cfg = load_config(run_dir / "config.yaml")
         seg = Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt", tta=True)
         ts = test_set(cfg)
-        evaluate(seg, data_root=ts["root"], data_format="busi", ids=ts["ids"], out_dir=run_dir / "eval", name="test_tta")
+        evaluate_segmentation(seg, data_root=ts["root"], data_format="busi", ids=ts["ids"], out_dir=run_dir / "eval", name="test_tta")
     return json.loads(path.read_text())
 
 

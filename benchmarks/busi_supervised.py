@@ -26,9 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from sonokit.cli.config import load_config  # noqa: E402
-
-from sonokit.evaluation import split_ids  # noqa: E402
+from sonokit.config import load_config  # noqa: E402
+from sonokit.data.splits import split_ids  # noqa: E402
 from sonokit.experiments import train_and_score  # noqa: E402
 from sonokit.reports.tables import fmt_mean_std, markdown_table  # noqa: E402
 
@@ -56,7 +55,7 @@ def test_set(cfg) -> dict:
     from sonokit.data import open_dataset
 
     reader = open_dataset(cfg.data.root, "busi")
-    ids = split_ids(cfg.data.split, "test", reader.ids, cfg.data.classes, {r.id: r.label for r in reader.records})
+    ids = split_ids(cfg.data.split, "test", reader, cfg.data.classes)
     return {"name": "test", "root": cfg.data.root, "format": "busi", "ids": ids}
 
 
@@ -81,7 +80,7 @@ def main() -> None:
                 f"data.root={args.data}", f"data.split={ROOT / 'splits' / 'busi_v1.json'}", f"data.fraction={frac}",
                 f"seed={seed}", f"out_dir={run_dir}", f"optim.epochs={preset['epochs'][frac]}",
                 f"trainer.check_val_every_n_epoch={preset['val_every'][frac]}",
-                "trainer.progress=none", *args.overrides])
+                "trainer.progress=lines", *args.overrides])
             ev = train_and_score(cfg, run_dir, eval_sets=[test_set(cfg)],
                                  device="cuda" if torch.cuda.is_available() else "cpu")["test"]
             tj = run_dir / "eval" / "time.json"

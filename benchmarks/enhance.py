@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from sonokit.cli.config import load_config  # noqa: E402
-
+from sonokit.config import load_config  # noqa: E402
 from sonokit.experiments import EnhanceBench, EnhanceBenchConfig  # noqa: E402
 from sonokit.reports.tables import markdown_table  # noqa: E402
 

@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from busi_supervised import commit  # noqa: E402
 from sonokit.data import open_dataset  # noqa: E402
+from sonokit.data.splits import split_ids  # noqa: E402
 from sonokit.enhance import enhance_image, load_enhancer, nllr_denoise  # noqa: E402
 from sonokit.enhance.classical import CLASSICAL  # noqa: E402
 from sonokit.enhance.hybrid import GUIDE_WEIGHT, GuidedNLLRWiener  # noqa: E402
-from sonokit.evaluation import split_ids  # noqa: E402
 from sonokit.metrics.quality import psnr, ssim  # noqa: E402
 from sonokit.reports.tables import markdown_table  # noqa: E402
 
@@ -65,9 +65,8 @@ def tuning_ids(reader) -> set[str]:
 
 def frames(root: Path, split: Path, n: int, size: int) -> list[tuple[str, np.ndarray]]:
     reader = open_dataset(root, "busi")
-    labels = {r.id: r.label for r in reader.records}
     tuned = tuning_ids(reader)
-    test = [i for i in split_ids(split, "test", reader.ids, ["benign", "malignant"], labels) if i not in tuned]
+    test = [i for i in split_ids(split, "test", reader, ["benign", "malignant"]) if i not in tuned]
     if n > len(test):
         raise SystemExit(f"--n {n} exceeds the {len(test)} held-out test frames")
     pick = np.random.default_rng(0).choice(len(test), size=n, replace=False)

@@ -27,8 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from sonokit.cli.config import load_config  # noqa: E402
-
+from sonokit.config import load_config  # noqa: E402
 from sonokit.experiments import SSLGrid, SSLGridConfig  # noqa: E402
 
 

@@ -175,10 +175,14 @@ def test_nan_and_unreadable_inputs_give_clear_errors(trained, tmp_path):
     save(tmp_path / "in" / "good.png", np.full((20, 30), 128, np.uint8))
     r = runner.invoke(app, ["enhance", str(tmp_path / "in"), "--checkpoint", str(trained / "checkpoints" / "last.ckpt"),
                             "--out", str(tmp_path / "out")])
-    assert r.exit_code != 0 and isinstance(r.exception, DataError)
-    msg = str(r.exception)
-    assert "2 input(s) could not be enhanced" in msg and "nan.tif" in msg and "NaN" in msg and "broken.png" in msg
+    # each bad file is reported (named, with the reason) and skipped; one summary line; exit code 1
+    out = r.output.replace("\n", " ")
+    assert r.exit_code == 1, out
+    assert "done 1, skipped 2 (see above)" in out and "nan.tif" in out and "NaN" in out and "broken.png" in out
     assert (tmp_path / "out" / "good_enhanced.png").exists()  # the readable image is still written
+    r = runner.invoke(app, ["enhance", str(tmp_path / "in"), "--checkpoint", str(trained / "checkpoints" / "last.ckpt"),
+                            "--out", str(tmp_path / "out_ff"), "--fail-fast"])
+    assert isinstance(r.exception, DataError) and "broken.png" in str(r.exception) and "--fail-fast" in str(r.exception)
     r = runner.invoke(app, ["enhance", str(tmp_path / "in" / "good.png"), "--checkpoint",
                             str(trained / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "o2"), "--tile", "0"])
     assert isinstance(r.exception, ConfigError) and "--tile" in str(r.exception)

@@ -3,94 +3,63 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 
-console = Console()
+from .options import trust_option
+
+console = Console(highlight=False, soft_wrap=True)  # lines name paths: never wrapped
 
 
-def collect_files(paths: list[Path]) -> list[Path]:
-    """Files named on the command line plus every image / DICOM file under the named folders (sorted)."""
-    from ..data.datasets.dicom import _is_dicom
-    from ..data.io import IMAGE_SUFFIXES
-    from ..errors import DataError
-
-    files: list[Path] = []
-    for p in paths:
-        if not p.exists():
-            raise DataError(f"input '{p}' does not exist")
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and (q.suffix.lower() in IMAGE_SUFFIXES or _is_dicom(q)))
-            if not found:
-                raise DataError(f"folder '{p}' holds no images; expected {', '.join(IMAGE_SUFFIXES)} or DICOM files")
-            files.extend(found)
-        else:
-            files.append(p)
-    return files
-
-
-def _inputs(paths: list[Path]):
-    """Yield (name, image (H, W) float, spacing) for files, folders and DICOM (every frame)."""
-    from ..data.datasets.dicom import DicomReader, _is_dicom
-    from ..data.io import read_image
-
-    for f in collect_files(paths):
-        if _is_dicom(f):
-            r = DicomReader(f)
-            for rec in r.records:
-                s = r.load(rec)
-                yield rec.id.replace("#", "_f"), s.image[0], s.spacing
-        else:
-            img, _ = read_image(f)
-            yield f.stem, img, None
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, color=(1.0, 0.2, 0.2), alpha: float = 0.35) -> np.ndarray:
-    """(H, W) gray + (H, W) bool -> (H, W, 3) uint8 with the mask tinted and its outline drawn."""
-    from scipy import ndimage
-
-    rgb = np.repeat(image[..., None], 3, axis=-1).astype(np.float32)
-    c = np.array(color, np.float32)
-    rgb[mask] = (1 - alpha) * rgb[mask] + alpha * c
-    edge = mask & ~ndimage.binary_erosion(mask, iterations=max(1, round(max(mask.shape) / 300)))
-    rgb[edge] = c
-    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+def print_notes(plan) -> None:
+    """The input collector's notes: masks left out, renamed outputs, ignored files."""
+    for note in plan.notes:
+        console.print(f"note: {note}", markup=False)
 
 
 def segment_cmd(
-    images: list[Path] = typer.Argument(..., help="Image files or folders (PNG, JPEG, BMP, TIFF, DICOM)."),
+    images: list[Path] = typer.Argument(..., help="Image files or folders (PNG, JPEG, BMP, TIFF, DICOM); folders "
+                                        "are walked recursively, ground-truth masks beside images (NAME_mask*.png, "
+                                        "NAME_Annotation.png) and dataset mask folders are left out."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint (.ckpt) from `sonokit train`."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for NAME_mask.png and NAME_overlay.png."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
     tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirrored prediction (2x slower)."),
-    save_prob: bool = typer.Option(False, help="Also write the probability map as NAME_prob.png."),
+    save_prob: bool = typer.Option(False, help="Also write the probability map as NAME_prob.png (x 255)."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first unreadable image instead of "
+                                   "skipping it."),
+    trust: bool = trust_option(),
 ) -> None:
     """Segment images of any size: each is letterboxed to the model's input size, predicted, and the
-    mask mapped back to the original size. Reports the predicted area so empty predictions are visible."""
-    from PIL import Image
+    mask mapped back to the original size. Reports the predicted area so empty predictions are visible.
 
-    from ..data.io import write_png
+    Large images (above 4096x4096 = 16.8 M pixels) are reduced and their masks upsampled in row chunks (about 3 bytes per pixel).
+
+    The overlay of a large image is written downscaled to at most 2048 px on its long side.
+
+    A bad file (unreadable, empty, NaN pixels) is reported and skipped; the exit code is then 1 (--fail-fast: stop at the first)."""
+    from ..data.batch import Batch
+    from ..data.inputs import collect_inputs
     from ..inference import Segmenter
+    from ..inference.files import segment_to_files
 
-    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta)
+    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust)
+    plan = collect_inputs(images, exclude=[out])
+    print_notes(plan)
+    batch = Batch(fail_fast=fail_fast, report=lambda m: console.print(m, markup=False))
+    for path, why in plan.skipped:
+        batch.skip(path, why)
     out.mkdir(parents=True, exist_ok=True)
-    n = empty = 0
-    for name, img, spacing in _inputs(images):
-        prob = seg.predict(img)
-        mask = prob >= threshold
-        write_png(out / f"{name}_mask.png", mask.astype(np.uint8))
-        Image.fromarray(overlay(img, mask)).save(out / f"{name}_overlay.png")
-        if save_prob:
-            write_png(out / f"{name}_prob.png", prob)
-        area = float(mask.mean())
-        n += 1
-        empty += area == 0
-        extra = f", {mask.sum() * spacing[0] * spacing[1]:.1f} mm²" if spacing else ""
-        console.print(f"{name}: {img.shape[1]}x{img.shape[0]} px, foreground {100 * area:.2f}%{extra}, "
-                      f"max probability {prob.max():.3f}")
-    console.print(f"wrote {n} masks and overlays to {out}")
+    empty = 0
+    for item in plan.items:
+        res = batch.run(item.path, lambda: segment_to_files(seg, item, out, save_prob=save_prob))
+        if res is not None:
+            empty += res.max_prob < threshold
+            console.print(res.line(), markup=False)
+    console.print(f"{batch.summary()}; masks and overlays in {out}", markup=False)
     if empty:
-        console.print(f"[yellow]{empty} of {n} predictions are empty[/] (max probability below {threshold}); "
+        console.print(f"[yellow]{empty} of {batch.done} predictions are empty[/] (max probability below {threshold}); "
                       "check that the images resemble the training data, or lower --threshold")
+    if batch.failed:
+        raise typer.Exit(1)

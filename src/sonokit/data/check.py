@@ -1,7 +1,8 @@
 """Dataset health check: counts, sizes, and every problem found, each naming its file.
 
-Problems: unreadable file, mask/image size mismatch, missing mask, non-binary mask, exact duplicates
-(identical pixels) and near duplicates (perceptual hash within ``near_threshold`` bits).
+Problems: unreadable file, broken symbolic link (a file whose target is gone, which the readers cannot see),
+mask/image size mismatch, missing mask, non-binary mask, exact duplicates (identical pixels) and near duplicates
+(perceptual hash within ``near_threshold`` bits).
 
 The perceptual hash is the classic DCT pHash: the image is resized to 32x32, its 2-D DCT-II taken, the
 8x8 lowest-frequency block (DC included) compared with its median -> 64 bits. Two images are near
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -33,6 +36,16 @@ def phash(image: np.ndarray) -> int:
     low = dctn(small.astype(np.float64), type=2, norm="ortho")[:8, :8].ravel()
     bits = low > np.median(low)
     return int(sum(1 << i for i, b in enumerate(bits) if b))
+
+
+def broken_links(root: str | Path) -> list[tuple[str, str]]:
+    """``(path, message)`` for every symbolic link under ``root`` whose target does not exist (links to
+    folders are not followed)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [(str(p), f"broken symbolic link (target '{os.readlink(p)}' does not exist)")
+            for p in sorted(root.rglob("*")) if p.is_symlink() and not p.exists()]
 
 
 def hamming(a: int, b: int) -> int:
@@ -70,6 +83,7 @@ class CheckReport:
     classes: Counter = field(default_factory=Counter)
     sizes: list[tuple[int, int]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (file, message)
+    broken_links: int = 0
     exact_duplicates: list[list[str]] = field(default_factory=list)  # groups of ids
     near_duplicates: list[list[str]] = field(default_factory=list)
     colour_images: list[str] = field(default_factory=list)
@@ -83,8 +97,9 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        """All images readable (duplicates and other findings do not make a dataset unusable)."""
-        return self.unreadable == 0
+        """All images readable and no broken links (duplicates and other findings do not make a dataset
+        unusable)."""
+        return self.unreadable == 0 and self.broken_links == 0
 
     def duplicate_groups(self) -> list[list[str]]:
         """Exact and near duplicates merged into connected groups of ids (used by splits)."""
@@ -102,6 +117,7 @@ class CheckReport:
             "format": self.format,
             "images": self.n_images,
             "readable": self.n_readable,
+            "broken_links": self.broken_links,
             "classes": dict(self.classes),
             "height_min_median_max": [int(hs[:, 0].min()), int(np.median(hs[:, 0])), int(hs[:, 0].max())] if len(hs) else [],
             "width_min_median_max": [int(hs[:, 1].min()), int(np.median(hs[:, 1])), int(hs[:, 1].max())] if len(hs) else [],
@@ -124,6 +140,9 @@ def check_dataset(
         raise ValueError(f"near_threshold must be in 0..64 bits, found {near_threshold}")
     rep = CheckReport(root=str(reader.root), format=reader.name, n_images=len(reader))
     rep.problems.extend(reader.problems)
+    links = broken_links(reader.root)
+    rep.problems.extend(links)
+    rep.broken_links = len(links)
     digests: dict[str, list[str]] = {}
     for i, rec in enumerate(reader.records):
         if progress:

@@ -63,7 +63,7 @@ def _open(path: Path) -> Image.Image:
     try:
         img = Image.open(path)
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(
             f"cannot read image '{path}': {e}; expected a complete PNG/JPEG/BMP/TIFF file (is it truncated or corrupt?)"
         ) from None
@@ -128,6 +128,66 @@ def read_image(path: str | Path) -> tuple[np.ndarray, dict]:
     return np.ascontiguousarray(arr, dtype=np.float32), info
 
 
+def image_shape(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file from its header (no pixels decoded)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"image '{path}' does not exist")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read image '{path}': {e}; expected a complete PNG/JPEG/BMP/TIFF file (is it "
+                        "truncated or corrupt?)") from None
+    return h, w
+
+
+def read_image_lowmem(path: str | Path, *, rows: int = 512) -> tuple[np.ndarray, dict]:
+    """Read a 2-D image WITHOUT a float copy, for images too large for :func:`read_image`'s float32 array:
+    uint8 (H, W) for 8-bit gray, 1-bit (as 0/255) and colour images, uint16 for 16-bit gray (scale to [0, 1]
+    with :func:`sonokit.data.resample.unit_scale`), float32 for floating-point images.
+
+    Conversions as :func:`read_image` (recorded in ``info``), except that colour is converted to luma in chunks
+    of ``rows`` rows and rounded to uint8 (an error below half a grey level)."""
+    path = Path(path)
+    info: dict = {}
+    img = _open(path)
+    mode = img.mode
+    if mode in ("1", "P", "RGBA", "LA", "PA", "F"):  # small conversions, or checks, as read_image does them
+        if mode == "1":
+            img = img.convert("L")
+        elif mode == "F":
+            return read_image(path)
+        else:
+            info["mode"] = mode
+            if mode == "P":
+                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            if img.mode in ("RGBA", "LA", "PA"):
+                a = np.asarray(img.getchannel("A"))
+                if a.min() < 255:
+                    raise DataError(f"image '{path}' is {img.mode} with {int((a < 255).sum())} transparent pixels; "
+                                    "expected an opaque gray or RGB image (flatten it onto a background first)")
+                info["alpha_dropped"] = True
+                img = img.convert("RGB" if img.mode == "RGBA" else "L")
+    info.setdefault("mode", mode)
+    if img.mode == "L":
+        return np.asarray(img), info  # a new (read-only) buffer, not a view of PIL's
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        info["bit_depth"] = 16
+        return np.asarray(img).astype(np.uint16, copy=False), info
+    if img.mode != "RGB":
+        return read_image(path)  # 32-bit integer images: rare, read as float32
+    rgb = np.asarray(img)  # (H, W, 3) uint8
+    del img
+    if all(np.array_equal(rgb[r:r + rows, :, 0], rgb[r:r + rows, :, c]) for c in (1, 2) for r in range(0, len(rgb), rows)):
+        return np.ascontiguousarray(rgb[..., 0]), info
+    info["colour"] = True
+    gray = np.empty(rgb.shape[:2], np.uint8)
+    for r in range(0, len(rgb), rows):
+        gray[r:r + rows] = np.clip(np.round(rgb[r:r + rows].astype(np.float32) @ _BT601), 0, 255)
+    return gray, info
+
+
 def read_mask(path: str | Path) -> tuple[np.ndarray, bool]:
     """Read a binary mask as uint8 (H, W) in {0, 1}; returns (mask, nonbinary)."""
     path = Path(path)
@@ -153,5 +213,23 @@ def write_png(path: str | Path, array: np.ndarray) -> Path:
     if a.dtype == np.bool_ or (a.dtype == np.uint8 and a.max(initial=0) <= 1):
         a = a.astype(np.uint8) * 255
     elif a.dtype != np.uint8:
-        a = np.clip(np.round(np.asarray(a, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+        a = to_uint8(a)
+    return write_gray_png(path, a)
+
+
+def to_uint8(image: np.ndarray, *, rows: int = 1024) -> np.ndarray:
+    """[0, 1] float (H, W) -> uint8 with rounding (computed in float64, ``rows`` rows at a time)."""
+    image = np.asarray(image)
+    out = np.empty(image.shape, np.uint8)
+    for r in range(0, max(1, len(image)), rows):
+        out[r:r + rows] = np.clip(np.round(np.asarray(image[r:r + rows], dtype=np.float64) * 255.0), 0, 255)
+    return out
+
+
+def write_gray_png(path: str | Path, array: np.ndarray) -> Path:
+    """Write a uint8 (H, W) array as an 8-bit gray PNG atomically, values as they are (unlike
+    :func:`write_png`, which takes a uint8 array holding only 0 and 1 for a mask)."""
+    a = np.asarray(array)
+    if a.dtype != np.uint8 or a.ndim != 2:
+        raise ValueError(f"expected a uint8 (H, W) array, found {a.dtype} {a.shape}")
     return atomic_write(path, lambda tmp: Image.fromarray(a).save(tmp, format="PNG"))

@@ -60,7 +60,7 @@ def enhance_image(net: Enhancer, image: np.ndarray | torch.Tensor, *, tile: int 
                              f"tile={tile}, image {H}x{W}")
         ov = overlap if overlap == 0 or overlap >= m else m  # tiles stay on the network's grid
         y = tiled_apply(net, x, tile=tile, overlap=ov, multiple=m)
-    return y[0, 0].clamp(0, 1).float().cpu().numpy()
+    return y[0, 0].float().clamp_(0, 1).cpu().numpy()  # in place: no second full-size copy
 
 
 def at_scale(fn, image: np.ndarray, max_side: int | None) -> np.ndarray:

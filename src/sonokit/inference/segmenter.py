@@ -1,4 +1,13 @@
-"""A trained segmentation model ready for inference on images of any size (CPU by default)."""
+"""A trained segmentation model ready for inference on images of any size (CPU by default).
+
+Images are letterboxed to the model's input size (bilinear with antialiasing), predicted, and the logits mapped
+back to the image size (bilinear). Images with more than :data:`LARGE_PIXELS` pixels (4096 x 4096, 16.8 M;
+``Segmenter.large_pixels`` overrides it) take a path whose memory does not grow with a float copy of the image:
+the image (uint8/uint16 as read, or float) is area-averaged in row chunks straight to the letterbox size
+(:func:`sonokit.data.resample.area_resize`), predicted, and the small logit map is resized to the full size in
+row chunks (:func:`sonokit.data.resample.bilinear_rows`, the same bilinear resize). Smaller images keep the
+plain path, so evaluation numbers do not depend on this.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +16,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.preprocess import letterbox, unletterbox
+from ..data.preprocess import Letterbox, letterbox, unletterbox
+from ..data.resample import area_resize, bilinear_rows, unit_scale
 from .checkpoint import build_model, read_task_checkpoint
+
+LARGE_PIXELS = 4096 * 4096
+
+
+@dataclass
+class Segmentation:
+    """One image's result: ``mask`` (H, W) bool (probability >= threshold), ``prob`` (H, W) float32 in [0, 1],
+    or uint8 (probability x 255, rounded) for a large image; ``large``: it took the large-image path."""
+
+    mask: np.ndarray
+    prob: np.ndarray
+    max_prob: float
+    foreground: float  # fraction of pixels in the mask
+    large: bool = False
+
+
+def _unit_float(im) -> np.ndarray:
+    """Float images as float32 (unchanged); integer images scaled to [0, 1] (uint8 / 255, uint16 / 65535)."""
+    a = np.asarray(im)
+    if a.dtype.kind in "ub":
+        return a.astype(np.float32) * np.float32(unit_scale(a.dtype))
+    return np.asarray(a, dtype=np.float32)
 
 
 @dataclass
@@ -26,38 +58,51 @@ class Segmenter:
     device: torch.device
     threshold: float = 0.5
     tta: bool = False
+    large_pixels: int | None = None  # None: LARGE_PIXELS
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", threshold: float = 0.5,
-                        tta: bool = False, trust: bool = False) -> "Segmenter":
+                        tta: bool = False, trust: bool = False, large_pixels: int | None = None) -> "Segmenter":
         """The model of a ``sonokit train segment`` checkpoint (read safely; ``trust`` see
         :func:`sonokit.serialization.load_checkpoint`)."""
         ckpt = read_task_checkpoint(path, expect=("segment",), trust=trust)
-        return cls.from_loaded(ckpt, path, device=device, threshold=threshold, tta=tta)
+        return cls.from_loaded(ckpt, path, device=device, threshold=threshold, tta=tta, large_pixels=large_pixels)
 
     @classmethod
     def from_loaded(cls, ckpt: dict, path: str | Path, *, device: str = "cpu", threshold: float = 0.5,
-                    tta: bool = False) -> "Segmenter":
+                    tta: bool = False, large_pixels: int | None = None) -> "Segmenter":
         """From a checkpoint already read by :func:`sonokit.inference.read_task_checkpoint`."""
         hp = ckpt["hyper_parameters"]
         dev = torch.device(device)
-        return cls(build_model(ckpt, path).to(dev), int(hp["image_size"]), hp, dev, threshold, tta)
+        return cls(build_model(ckpt, path).to(dev), int(hp["image_size"]), hp, dev, threshold, tta, large_pixels)
+
+    @property
+    def large_threshold(self) -> int:
+        """Images with more pixels than this take the large-image path (module docstring)."""
+        return LARGE_PIXELS if self.large_pixels is None else int(self.large_pixels)
+
+    def is_large(self, height: int, width: int) -> bool:
+        return height * width > self.large_threshold
 
     @torch.no_grad()
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Probability maps (H_i, W_i) for a list of (1, H_i, W_i) or (H_i, W_i) float images in [0, 1]."""
+        """Probability maps (H_i, W_i) float32 for a list of (1, H_i, W_i) or (H_i, W_i) images in [0, 1]
+        (integer images are scaled: uint8 / 255, uint16 / 65535)."""
+        large = [i for i, im in enumerate(images) if self.is_large(*np.shape(im)[-2:])]
+        if large:
+            rest = iter(self.predict_batch([im for i, im in enumerate(images) if i not in large]))
+            return [self.large_prob(im) if i in large else next(rest) for i, im in enumerate(images)]
+        if not images:
+            return []
         boxes, xs = [], []
         for im in images:
-            t = torch.as_tensor(np.asarray(im, dtype=np.float32))
+            t = torch.as_tensor(_unit_float(im))
             t = t[None] if t.ndim == 2 else t
             x, box = letterbox(t, self.image_size)
             xs.append(x)
             boxes.append(box)
         x = torch.stack(xs).to(self.device)  # (B, 1, S, S)
-        logits = self.logits(x)
-        if self.tta:  # mean of the probabilities of the image and of its mirror (mirrored back), as a logit
-            prob = 0.5 * (torch.sigmoid(logits) + torch.sigmoid(self.logits(x.flip(-1))).flip(-1))
-            logits = torch.logit(prob, eps=1e-6)
+        logits = self.tta_logits(x)
         # Logits are resized back (bilinear), then squashed: the 0.5 threshold is the logit's zero crossing.
         return [torch.sigmoid(unletterbox(lg, box))[0].numpy() for lg, box in zip(logits.cpu(), boxes)]
 
@@ -66,5 +111,53 @@ class Segmenter:
         out = self.model(x)
         return (out["logits"] if isinstance(out, dict) else out).float()
 
+    def tta_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`logits`, with ``tta`` the mean of the probabilities of the image and of its mirror (mirrored
+        back), as a logit."""
+        logits = self.logits(x)
+        if self.tta:
+            prob = 0.5 * (torch.sigmoid(logits) + torch.sigmoid(self.logits(x.flip(-1))).flip(-1))
+            logits = torch.logit(prob, eps=1e-6)
+        return logits
+
+    @torch.no_grad()
+    def small_logits(self, image: np.ndarray) -> np.ndarray:
+        """Large-image path, first half: the logits (h, w) of the letterbox's valid region, the image
+        area-averaged to (h, w) in row chunks (no float copy of the image)."""
+        image = image.reshape(image.shape[-2:])
+        box = Letterbox.fit(*image.shape, self.image_size)
+        x = torch.zeros(1, 1, box.size, box.size)
+        rs, cs = box.valid()
+        x[0, 0, rs, cs] = torch.from_numpy(area_resize(image, box.new_h, box.new_w))
+        return self.tta_logits(x.to(self.device))[0, 0, rs, cs].cpu().numpy()
+
+    def segment(self, image: np.ndarray, *, rows: int = 256) -> Segmentation:
+        """Mask and probability map of one (H, W) or (1, H, W) image (float in [0, 1], or uint8/uint16).
+        Large images (:meth:`is_large`) go through :meth:`small_logits` and a row-chunked bilinear resize of
+        the logits; their ``prob`` is uint8 (x 255), so memory stays near 2 bytes per pixel."""
+        H, W = np.shape(image)[-2:]
+        if not self.is_large(H, W):
+            prob = self.predict(image)
+            mask = prob >= self.threshold
+            return Segmentation(mask, prob, float(prob.max()), float(mask.mean()))
+        small = self.small_logits(np.asarray(image))
+        mask, prob8 = np.empty((H, W), bool), np.empty((H, W), np.uint8)
+        top, fg = 0.0, 0
+        for r0, r1, lg in bilinear_rows(small, H, W, rows=rows):
+            p = torch.sigmoid(torch.from_numpy(lg)).numpy()  # (rows, W) float32 probabilities
+            mask[r0:r1] = p >= self.threshold
+            prob8[r0:r1] = np.round(p * 255)
+            top, fg = max(top, float(p.max())), fg + int(mask[r0:r1].sum())
+        return Segmentation(mask, prob8, top, fg / (H * W), large=True)
+
     def predict(self, image: np.ndarray) -> np.ndarray:
         return self.predict_batch([image])[0]
+
+    def large_prob(self, image: np.ndarray, *, rows: int = 256) -> np.ndarray:
+        """The large-image path's probability map (H, W) as float32 (for :meth:`predict_batch`)."""
+        H, W = np.shape(image)[-2:]
+        small = self.small_logits(np.asarray(image))
+        out = np.empty((H, W), np.float32)
+        for r0, r1, lg in bilinear_rows(small, H, W, rows=rows):
+            out[r0:r1] = torch.sigmoid(torch.from_numpy(lg)).numpy()
+        return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import lightning as L
 from torch import nn
 
-from .params import apply_freeze, param_groups
+from .params import apply_freeze, frozen_modules, param_groups
 from .schedule import adamw_cosine
 
 # what the run passes to every method's constructor (a method's spec may not set these)
@@ -30,8 +30,18 @@ class PretrainMethod(L.LightningModule):
     :meth:`encoder_module`."""
 
     def setup_params(self) -> None:
+        """Apply the freeze patterns; fully frozen modules stay in eval mode (statistics fixed)."""
         hp = self.hparams
         self.param_counts = apply_freeze(self, hp.get("freeze") or (), hp.get("unfreeze") or ())
+        self._frozen = frozen_modules(self)
+        for m in self._frozen:
+            m.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in getattr(self, "_frozen", ()):
+            m.eval()
+        return self
 
     def encoder_module(self) -> nn.Module:
         """The encoder to save (an encoder: ``forward(x) -> list of maps``, ``out_channels``, ``spec``)."""

@@ -77,6 +77,8 @@ class SupervisedTask(L.LightningModule):
             self.add_module(f"loss_{i}", t.fn)
         self.param_counts = apply_freeze(self.model, freeze or (), unfreeze or ())
         self._frozen = frozen_modules(self.model)
+        for m in self._frozen:  # Lightning keeps the modes it finds (it calls no .train() at fit start)
+            m.eval()
         self.inputs = model_inputs(self.model)
         self.augment = SegAugment(**augment) if augment is not None else None
 

@@ -32,6 +32,8 @@ def _is_dicom(p: Path) -> bool:
 def _read(path: Path, stop_before_pixels: bool = False):
     import pydicom
 
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"'{path}' is an empty file; expected a DICOM file")
     try:
         return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except Exception as e:  # pydicom raises InvalidDicomError, OSError, ...
@@ -126,6 +128,8 @@ class DicomReader(DatasetReader):
             try:
                 ds = _read(f, stop_before_pixels=True)
             except DataError as e:
+                if self.root.is_file():  # the one file named: its own error, not "no dicom images found"
+                    raise
                 self.problems.append((str(f), str(e)))
                 continue
             n = int(ds.get("NumberOfFrames", 1) or 1)

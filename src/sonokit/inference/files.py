@@ -1,0 +1,62 @@
+"""``sonokit segment``'s per-image work: read one input, segment it, write its files.
+
+Outputs in the output folder, per input ``NAME`` (see :mod:`sonokit.data.inputs` for the names):
+``NAME_mask.png`` (0/255), ``NAME_overlay.png`` (the mask tinted over the image; for a large image, see
+:mod:`sonokit.inference.segmenter`, downscaled to at most :data:`~sonokit.reports.overlay.OVERLAY_MAX_SIDE`
+pixels on its long side) and, on request, ``NAME_prob.png`` (probability x 255).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.inputs import InputItem, read_input
+from ..data.io import write_gray_png, write_png
+from .segmenter import Segmenter
+
+
+@dataclass
+class SegmentedImage:
+    """What :func:`segment_to_files` did, for the command's report line."""
+
+    name: str
+    height: int
+    width: int
+    foreground: float  # fraction of pixels
+    max_prob: float
+    area_mm2: float | None  # when the input records its pixel spacing (DICOM)
+    large: bool
+    overlay_size: tuple[int, int]  # (h, w) of the overlay written
+
+    def line(self) -> str:
+        size = f"{self.width}x{self.height} px"
+        if self.large:
+            size += (f" (large image: reduced in row chunks for the model; overlay written at "
+                     f"{self.overlay_size[1]}x{self.overlay_size[0]} px)")
+        mm = f", {self.area_mm2:.1f} mm²" if self.area_mm2 is not None else ""
+        return (f"{self.name}: {size}, foreground {100 * self.foreground:.2f}%{mm}, "
+                f"max probability {self.max_prob:.3f}")
+
+
+def segment_to_files(seg: Segmenter, item: InputItem, out: Path, *, save_prob: bool = False) -> SegmentedImage:
+    """Read ``item`` (large images without a float copy), segment it with ``seg`` and write its files into
+    ``out``. Raises :class:`~sonokit.errors.DataError` (or ``ValueError``) for a bad input."""
+    from PIL import Image
+
+    from ..data.io import atomic_write
+    from ..reports.overlay import overlay, overlay_downscaled
+
+    inp = read_input(item, lowmem_above=seg.large_threshold)
+    res = seg.segment(inp.image)
+    image = inp.image.reshape(inp.image.shape[-2:])
+    H, W = image.shape
+    write_png(out / f"{item.name}_mask.png", res.mask)
+    ov = overlay_downscaled(image, res.mask) if res.large else overlay(image, res.mask)
+    atomic_write(out / f"{item.name}_overlay.png", lambda tmp: Image.fromarray(ov).save(tmp, format="PNG"))
+    if save_prob:
+        (write_gray_png if res.prob.dtype == np.uint8 else write_png)(out / f"{item.name}_prob.png", res.prob)
+    sp = inp.spacing
+    area = res.foreground * H * W * sp[0] * sp[1] if sp else None
+    return SegmentedImage(item.name, H, W, res.foreground, res.max_prob, area, res.large, ov.shape[:2])
