@@ -6,7 +6,6 @@ that needs them, when it runs).
 """
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ app = typer.Typer(
     "Quick start: `sonokit simulate phantom --out ph --n 100`, `sonokit data split ph --out split.json`, "
     "`sonokit train segment --config configs/demo_phantom_cpu.yaml --set data.root=ph --set data.split=split.json`.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain click help: rich's help rendering costs ~0.3 s CPU per `--help`
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -105,6 +105,8 @@ def models_cmd(
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs and full tracebacks.")) -> None:
+    import logging
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if verbose:
         _STATE["verbose"] = True

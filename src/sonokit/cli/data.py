@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Inspect datasets and make split files.", no_args_is_help=True)
+app = typer.Typer(help="Inspect datasets and make split files.", no_args_is_help=True, rich_markup_mode=None)
 
 FORMAT_HELP = "Dataset layout: busi | udiat | breast | hc18 | ddti | folder | dicom (auto-detected when omitted)."
 

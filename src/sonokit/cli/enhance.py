@@ -18,7 +18,7 @@ from pathlib import Path
 import typer
 
 from .options import trust_option
-from .segment import console, print_notes
+from .segment import make_console, print_notes
 
 
 def enhance_cmd(
@@ -51,6 +51,7 @@ def enhance_cmd(
     from ..enhance.files import enhance_fn, enhance_to_files
     from ..enhance.inference import load_enhancer
 
+    console = make_console()
     net, hp = load_enhancer(checkpoint, device=device, trust=trust)
     ms = (hp.get("image") or {}).get("max_side")
     if ms and not training_scale:
@@ -62,7 +63,7 @@ def enhance_cmd(
     scale = ms if training_scale else None
     run = enhance_fn(net, tile=tile, overlap=overlap, refine=refine, guide_weight=guide_weight, max_side=scale)
     plan = collect_inputs(images, exclude=[out])
-    print_notes(plan)
+    print_notes(plan, console)
     batch = Batch(fail_fast=fail_fast, report=lambda m: console.print(m, markup=False))
     for path, why in plan.skipped:
         batch.skip(path, why)

@@ -7,7 +7,7 @@ import typer
 
 from .options import config_option, out_option, say, set_option
 
-app = typer.Typer(help="Run a paper's experiment protocol (many runs, one table, one report).", no_args_is_help=True)
+app = typer.Typer(help="Run a paper's experiment protocol (many runs, one table, one report).", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("ssl-grid")

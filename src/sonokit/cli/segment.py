@@ -4,14 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from .options import trust_option
 
-console = Console(highlight=False, soft_wrap=True)  # lines name paths: never wrapped
+
+def make_console():
+    """The console segment and enhance print to (created when a command runs: no rich import for --help)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)  # lines name paths: never wrapped
 
 
-def print_notes(plan) -> None:
+def print_notes(plan, console) -> None:
     """The input collector's notes: masks left out, renamed outputs, ignored files."""
     for note in plan.notes:
         console.print(f"note: {note}", markup=False)
@@ -44,9 +48,10 @@ def segment_cmd(
     from ..inference import Segmenter
     from ..inference.files import segment_to_files
 
+    console = make_console()
     seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust)
     plan = collect_inputs(images, exclude=[out])
-    print_notes(plan)
+    print_notes(plan, console)
     batch = Batch(fail_fast=fail_fast, report=lambda m: console.print(m, markup=False))
     for path, why in plan.skipped:
         batch.skip(path, why)

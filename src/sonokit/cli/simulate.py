@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Generate synthetic ultrasound data with sonokit's physics simulator.", no_args_is_help=True)
+app = typer.Typer(help="Generate synthetic ultrasound data with sonokit's physics simulator.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("phantom")

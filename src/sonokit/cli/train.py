@@ -7,7 +7,7 @@ import typer
 
 from .options import config_option, epochs_option, out_option, overrides, resume_option, say, seed_option, set_option, trust_option
 
-app = typer.Typer(help="Train models. One subcommand per task.", no_args_is_help=True)
+app = typer.Typer(help="Train models. One subcommand per task.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def train(task: str, config: Path | None, out: Path | None, set_: list[str], seed: int | None, resume: bool,
