@@ -20,9 +20,9 @@ $(VENV)/.sonokit-installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# phantom data -> split -> train -> evaluate -> segment -> HTML report, then SSL: pretrain -> fine-tune ->
-# in-domain + out-of-distribution table and report, then enhancement: train -> enhance -> enhance-bench
-# (about 6 minutes on 2 CPU cores)
+# phantom data -> split -> train -> evaluate -> segment -> HTML report, then classification: train -> evaluate ->
+# report, then SSL: pretrain -> fine-tune -> in-domain + out-of-distribution table and report, then enhancement:
+# train -> enhance -> enhance-bench
 demo: install
 	rm -rf $(DEMO_DIR)
 	$(SONOKIT) simulate phantom --n 160 --size 160 --seed 0 --out $(DEMO_DIR)/phantom
@@ -30,10 +30,14 @@ demo: install
 	$(SONOKIT) data split $(DEMO_DIR)/phantom --format folder --seeds 0 --out $(DEMO_DIR)/phantom_split.json
 	$(SONOKIT) train segment --config $(DEMO_CONFIG) --out $(DEMO_DIR)/run \
 		--set data.root=$(DEMO_DIR)/phantom --set data.split=$(DEMO_DIR)/phantom_split.json
-	$(SONOKIT) evaluate --checkpoint $(DEMO_DIR)/run/checkpoints/last.ckpt --split test
+	$(SONOKIT) evaluate --checkpoint $(DEMO_DIR)/run/checkpoints/best.ckpt --split test
 	$(SONOKIT) segment $(DEMO_DIR)/phantom/images/phantom_0000.png $(DEMO_DIR)/phantom/images/phantom_0001.png \
-		--checkpoint $(DEMO_DIR)/run/checkpoints/last.ckpt --out $(DEMO_DIR)/segmented
+		--checkpoint $(DEMO_DIR)/run/checkpoints/best.ckpt --out $(DEMO_DIR)/segmented
 	$(SONOKIT) report $(DEMO_DIR)/run
+	$(SONOKIT) train classify --config configs/demo_classify_cpu.yaml --out $(DEMO_DIR)/classify \
+		--set data.root=$(DEMO_DIR)/phantom --set data.split=$(DEMO_DIR)/phantom_split.json
+	$(SONOKIT) evaluate --checkpoint $(DEMO_DIR)/classify/checkpoints/best.ckpt --split test
+	$(SONOKIT) report $(DEMO_DIR)/classify
 	$(SONOKIT) experiment ssl-grid --config configs/demo_ssl_grid_cpu.yaml --out $(DEMO_DIR)/ssl_grid \
 		--set "finetune_set=[data.root=$(DEMO_DIR)/phantom, data.split=$(DEMO_DIR)/phantom_split.json]" \
 		--set "pretrain_set=[data.root=$(DEMO_DIR)/phantom, data.split=$(DEMO_DIR)/phantom_split.json]"
@@ -44,8 +48,8 @@ demo: install
 	$(SONOKIT) experiment enhance-bench --config configs/demo_enhance_bench_cpu.yaml --out $(DEMO_DIR)/enhance_bench \
 		--set frames.root=$(DEMO_DIR)/phantom --set frames.split=$(DEMO_DIR)/phantom_split.json \
 		--set "enhancers=[{name: dncnn_small, checkpoint: $(DEMO_DIR)/enhance/checkpoints/best.ckpt}]" \
-		--set "segmentation=[{name: phantom, config: configs/demo_phantom_cpu.yaml, checkpoint: $(DEMO_DIR)/run/checkpoints/last.ckpt, set: [data.root=$(DEMO_DIR)/phantom, data.split=$(DEMO_DIR)/phantom_split.json], max_images: 24}]"
-	@echo "reports: $(DEMO_DIR)/run/report.html, $(DEMO_DIR)/ssl_grid/report.html and $(DEMO_DIR)/enhance_bench/report.html"
+		--set "segmentation=[{name: phantom, config: configs/demo_phantom_cpu.yaml, checkpoint: $(DEMO_DIR)/run/checkpoints/best.ckpt, set: [data.root=$(DEMO_DIR)/phantom, data.split=$(DEMO_DIR)/phantom_split.json], max_images: 24}]"
+	@echo "reports: $(DEMO_DIR)/run/report.html, $(DEMO_DIR)/classify/report.html, $(DEMO_DIR)/ssl_grid/report.html and $(DEMO_DIR)/enhance_bench/report.html"
 
 test: install
 	$(PY) -m ruff check src tests benchmarks

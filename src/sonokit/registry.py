@@ -58,8 +58,7 @@ class Registry(Generic[T]):
                 raise ConfigError(f"{self.kind} '{key}' is registered twice")
             self._factories[key] = fn
             self._init_only[key] = tuple(init_only)
-            doc = help or inspect.getdoc(fn) or ""
-            self._help[key] = doc.strip().splitlines()[0] if doc.strip() else ""
+            self._help[key] = help or _first_line(fn)
             return fn
 
         return deco
@@ -124,6 +123,15 @@ class Registry(Generic[T]):
         self.get(name)
         drop = set(self._init_only.get(name, ()))
         return {k: v for k, v in kwargs.items() if k not in drop}
+
+
+def _first_line(fn) -> str:
+    """The first line of ``fn``'s own docstring (a class's, not an inherited one), else of its module's."""
+    doc = fn.__doc__ if isinstance(fn, type) else inspect.getdoc(fn)
+    if not doc and isinstance(fn, type):
+        doc = getattr(inspect.getmodule(fn), "__doc__", None)
+    doc = (doc or "").strip()
+    return doc.splitlines()[0] if doc else ""
 
 
 def split_spec(spec: Any, kind: str, where: str) -> tuple[str, dict]:
