@@ -18,7 +18,7 @@ from pathlib import Path
 import typer
 
 from .options import trust_option
-from .segment import make_console, print_notes
+from .segment import make_console, start_batch
 
 
 def enhance_cmd(
@@ -46,8 +46,6 @@ def enhance_cmd(
     """Enhance images of any size with a trained enhancement model (deconvolution + denoising)."""
     import torch
 
-    from ..data.batch import Batch
-    from ..data.inputs import collect_inputs
     from ..enhance.files import enhance_fn, enhance_to_files
     from ..enhance.inference import load_enhancer
 
@@ -62,12 +60,7 @@ def enhance_cmd(
         console.print("[yellow]note:[/] this model was trained on frames at their own size; --training-scale changes nothing")
     scale = ms if training_scale else None
     run = enhance_fn(net, tile=tile, overlap=overlap, refine=refine, guide_weight=guide_weight, max_side=scale)
-    plan = collect_inputs(images, exclude=[out])
-    print_notes(plan, console)
-    batch = Batch(fail_fast=fail_fast, report=lambda m: console.print(m, markup=False))
-    for path, why in plan.skipped:
-        batch.skip(path, why)
-    out.mkdir(parents=True, exist_ok=True)
+    plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
     with torch.no_grad():
         for path, group in groupby(plan.items, key=lambda it: it.path):
             items = list(group)  # one file: an image, or the frames of a DICOM file

@@ -21,6 +21,24 @@ def print_notes(plan, console) -> None:
         console.print(f"note: {note}", markup=False)
 
 
+def start_batch(images: list[Path], out: Path, console, *, fail_fast: bool):
+    """The start of a command over many inputs (segment, enhance): the inputs collected (the output folder
+    left out) and their notes printed, the inputs that cannot be read counted as skipped, ``out`` created.
+
+    Returns ``(plan, batch)``: :class:`sonokit.data.inputs.InputPlan` and :class:`sonokit.data.batch.Batch`.
+    """
+    from ..data.batch import Batch
+    from ..data.inputs import collect_inputs
+
+    plan = collect_inputs(images, exclude=[out])
+    print_notes(plan, console)
+    batch = Batch(fail_fast=fail_fast, report=lambda m: console.print(m, markup=False))
+    for path, why in plan.skipped:
+        batch.skip(path, why)
+    out.mkdir(parents=True, exist_ok=True)
+    return plan, batch
+
+
 def segment_cmd(
     images: list[Path] = typer.Argument(..., help="Image files or folders (PNG, JPEG, BMP, TIFF, DICOM); folders "
                                         "are walked recursively, ground-truth masks beside images (NAME_mask*.png, "
@@ -43,19 +61,12 @@ def segment_cmd(
     The overlay of a large image is written downscaled to at most 2048 px on its long side.
 
     A bad file (unreadable, empty, NaN pixels) is reported and skipped; the exit code is then 1 (--fail-fast: stop at the first)."""
-    from ..data.batch import Batch
-    from ..data.inputs import collect_inputs
     from ..inference import Segmenter
     from ..inference.files import segment_to_files
 
     console = make_console()
     seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust)
-    plan = collect_inputs(images, exclude=[out])
-    print_notes(plan, console)
-    batch = Batch(fail_fast=fail_fast, report=lambda m: console.print(m, markup=False))
-    for path, why in plan.skipped:
-        batch.skip(path, why)
-    out.mkdir(parents=True, exist_ok=True)
+    plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
     empty = 0
     for item in plan.items:
         res = batch.run(item.path, lambda: segment_to_files(seg, item, out, save_prob=save_prob))

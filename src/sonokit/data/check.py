@@ -24,6 +24,7 @@ from scipy.fft import dctn
 
 from ..errors import DataError
 from .datasets import DatasetReader
+from .union_find import UnionFind
 
 
 def phash(image: np.ndarray) -> int:
@@ -50,28 +51,6 @@ def broken_links(root: str | Path) -> list[tuple[str, str]]:
 
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
-
-
-class _UnionFind:
-    def __init__(self, items):
-        self.parent = {i: i for i in items}
-
-    def find(self, x):
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a, b):
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def groups(self) -> list[list]:
-        out: dict = {}
-        for x in self.parent:
-            out.setdefault(self.find(x), []).append(x)
-        return [sorted(g) for g in out.values() if len(g) > 1]
 
 
 @dataclass
@@ -103,7 +82,7 @@ class CheckReport:
 
     def duplicate_groups(self) -> list[list[str]]:
         """Exact and near duplicates merged into connected groups of ids (used by splits)."""
-        uf = _UnionFind(self.hashes.keys())
+        uf = UnionFind(self.hashes.keys())
         for g in self.exact_duplicates + self.near_duplicates:
             for a in g[1:]:
                 uf.union(g[0], a)
@@ -187,7 +166,7 @@ def check_dataset(
     ids = list(rep.hashes)
     if ids:
         h = np.array([rep.hashes[i] for i in ids], dtype=np.uint64)
-        uf = _UnionFind(ids)
+        uf = UnionFind(ids)
         for start in range(0, len(ids), 1024):  # rows in chunks: memory O(1024 * N)
             dist = np.bitwise_count(h[start : start + 1024, None] ^ h[None, :])  # (chunk, N) Hamming distances
             ii, jj = np.nonzero(dist <= near_threshold)

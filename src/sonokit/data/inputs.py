@@ -78,9 +78,9 @@ def _kind(p: Path) -> str | None:
     if suf in DICOM_SUFFIXES:
         return "dicom"
     if suf == "" and p.is_file():
-        from .datasets.dicom import _is_dicom
+        from .datasets.dicom import is_dicom
 
-        return "dicom" if _is_dicom(p) else None
+        return "dicom" if is_dicom(p) else None
     return None
 
 
@@ -189,10 +189,10 @@ class _Collector:
         if _kind(f) != "dicom":
             self.cands.append(_Cand(f, rel, False))
             return
-        from .datasets.dicom import _read
+        from .datasets.dicom import read_dicom
 
         try:
-            ds = _read(f, stop_before_pixels=True)
+            ds = read_dicom(f, stop_before_pixels=True)
         except DataError as e:
             self.plan.skipped.append((f, str(e)))
             return
@@ -304,14 +304,14 @@ def read_input(item: InputItem, *, lowmem_above: int | None = None) -> LoadedInp
 
     spacing = None
     if item.dicom:
-        from .datasets.dicom import _frames, _read, dicom_spacing
+        from .datasets.dicom import dicom_frames, dicom_spacing, read_dicom
 
-        frames, info = _frames(item.path)
+        frames, info = dicom_frames(item.path)
         k = item.frame or 0
         if k >= len(frames):
             raise DataError(f"DICOM '{item.path}' has {len(frames)} frame(s); frame {k} requested")
         image, info = frames[k], dict(info)
-        spacing = dicom_spacing(_read(item.path, stop_before_pixels=True))
+        spacing = dicom_spacing(read_dicom(item.path, stop_before_pixels=True))
     elif lowmem_above is not None and np.prod(image_shape(item.path)) > lowmem_above:
         image, info = read_image_lowmem(item.path)
     else:

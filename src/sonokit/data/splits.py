@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .check import CheckReport, _UnionFind
+from .check import CheckReport
 from .io import atomic_write
+from .union_find import UnionFind
 
 SPLIT_FORMAT = "sonokit-split"
 SPLIT_VERSION = 2
@@ -37,7 +38,7 @@ HASHED_KEYS = ("train", "val", "test", "subsets", "files")
 
 
 def _units(ids: list[str], groups: dict[str, str | None], dup_groups: list[list[str]]) -> list[list[str]]:
-    uf = _UnionFind(ids)
+    uf = UnionFind(ids)
     by_group: dict[str, list[str]] = defaultdict(list)
     for i in ids:
         if groups.get(i):

@@ -30,7 +30,11 @@ from ..registry import Registry
 CLASSICAL: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("classical denoiser")
 
 
-def _check(image: np.ndarray, name: str) -> np.ndarray:
+def as_image2d(image: np.ndarray, name: str) -> np.ndarray:
+    """A classical denoiser's input as a finite float64 (H, W) array: (H, W) or (1, H, W) -> (H, W).
+
+    Raises ``ValueError`` naming the method ``name`` for another shape or NaN/Inf pixels.
+    """
     x = np.asarray(image, dtype=np.float64)
     x = x[0] if x.ndim == 3 and x.shape[0] == 1 else x
     if x.ndim != 2:
@@ -44,7 +48,7 @@ def median_denoise(image: np.ndarray, *, size: int = 5) -> np.ndarray:
     """Median filter, ``size x size`` window (reflect at the borders)."""
     if size < 1:
         raise ValueError(f"median size must be >= 1, found {size}")
-    return ndimage.median_filter(_check(image, "median"), size=size, mode="reflect").astype(np.float32)
+    return ndimage.median_filter(as_image2d(image, "median"), size=size, mode="reflect").astype(np.float32)
 
 
 def srad(image: np.ndarray, *, iterations: int = 100, dt: float = 0.05, rho: float = 1.0 / 6,
@@ -57,7 +61,7 @@ def srad(image: np.ndarray, *, iterations: int = 100, dt: float = 0.05, rho: flo
     """
     if iterations < 0 or not 0 < dt <= 0.25 or rho < 0:
         raise ValueError(f"srad needs iterations >= 0, 0 < dt <= 0.25, rho >= 0; found {iterations}, {dt}, {rho}")
-    img = _check(image, "srad") + eps
+    img = as_image2d(image, "srad") + eps
     m = ndimage.uniform_filter(img, q0_window)
     v = np.maximum(ndimage.uniform_filter(img**2, q0_window) - m**2, 0)
     q0_init = float(np.median(np.sqrt(v) / m))
@@ -84,7 +88,7 @@ def bm3d_denoise(image: np.ndarray, *, sigma: float | None = None) -> np.ndarray
         raise ImportError("the 'bm3d' package is not installed; pip install 'sonokit[physics]' (or bm3d)") from None
     from .nllr import estimate_noise_sigma
 
-    x = _check(image, "bm3d")
+    x = as_image2d(image, "bm3d")
     s = estimate_noise_sigma(x) if sigma is None else float(sigma)
     if s < 0:
         raise ValueError(f"bm3d sigma must be >= 0, found {s}")
@@ -94,7 +98,7 @@ def bm3d_denoise(image: np.ndarray, *, sigma: float | None = None) -> np.ndarray
 def nllr(image: np.ndarray, **kw) -> np.ndarray:
     from .nllr import nllr_denoise
 
-    return np.asarray(nllr_denoise(_check(image, "nllr").astype(np.float32), **kw), dtype=np.float32)
+    return np.asarray(nllr_denoise(as_image2d(image, "nllr").astype(np.float32), **kw), dtype=np.float32)
 
 
 # NLLR as its first step, then BM3D's collaborative Wiener step (the settings are the fastest of those within
@@ -106,10 +110,14 @@ def nllr_wiener(image: np.ndarray, **kw) -> np.ndarray:
     return nllr(image, **{**NLLR_WIENER, **kw})
 
 
+_HELP = {"median": "Median filter (size x size window).", "srad": "Speckle reducing anisotropic diffusion (Yu & Acton 2002).",
+         "bm3d": "BM3D (the optional bm3d package); sigma estimated when not given.",
+         "nllr": "Non-local low-rank patch-group denoising (the NLLR targets of Khan et al.).",
+         "nllr_wiener": "One NLLR pass, then BM3D's collaborative Wiener step guided by it."}
 for _name, _fn in (("median", median_denoise), ("srad", srad), ("bm3d", bm3d_denoise), ("nllr", nllr),
                    ("nllr_wiener", nllr_wiener)):
     def _factory(_fn=_fn, **kw):
         return lambda image: _fn(image, **kw)
 
     _factory.__name__ = _name
-    CLASSICAL.register(_name)(_factory)
+    CLASSICAL.register(_name, help=_HELP[_name])(_factory)

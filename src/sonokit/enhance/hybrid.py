@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classical import NLLR_WIENER, _check, nllr
+from .classical import NLLR_WIENER, as_image2d, nllr
 from .inference import enhance_image, load_enhancer
 from .models import Enhancer
 from .nllr import GUIDE_WEIGHT
@@ -56,7 +56,7 @@ class GuidedNLLRWiener:
         return cls(load_enhancer(path, device=device)[0], **kw)
 
     def __call__(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
-        x = _check(image, "guided nllr_wiener")  # (H, W), finite
+        x = as_image2d(image, "guided nllr_wiener")  # (H, W), finite
         guide = enhance_image(self.net, x, tile=self.tile, overlap=self.overlap)
         out = nllr(x, **{**NLLR_WIENER, "sigma": sigma, "guide": guide, "guide_weight": self.guide_weight})
         return np.clip(out, 0, 1).astype(np.float32)

@@ -131,14 +131,22 @@ def _drunet(name: str, nc: tuple[int, ...], nb: int):
     return factory
 
 
-ENHANCERS.register("scunet", init_only=("weights",))(_scunet("scunet", (4, 4, 4, 4, 4, 4, 4), 64))
-ENHANCERS.register("scunet_small", init_only=("weights",))(_scunet("scunet_small", (2, 2, 2, 2, 2, 2, 2), 64))
-ENHANCERS.register("dncnn", init_only=("weights",))(_dncnn("dncnn", 20, 64))
-ENHANCERS.register("dncnn_small", init_only=("weights",))(_dncnn("dncnn_small", 10, 32))
-ENHANCERS.register("restormer", init_only=("weights",))(_restormer("restormer", 48, (4, 6, 6, 8), 4))
-ENHANCERS.register("restormer_small", init_only=("weights",))(_restormer("restormer_small", 24, (1, 2, 2, 2), 1))
-ENHANCERS.register("drunet", init_only=("weights",))(_drunet("drunet", (64, 128, 256, 512), 4))
-ENHANCERS.register("drunet_small", init_only=("weights",))(_drunet("drunet_small", (16, 32, 64, 128), 2))
+ENHANCERS.register("scunet", init_only=("weights",),
+                  help="SCUNet (Zhang et al. 2023), published size: Khan et al.'s enhancer.")(_scunet("scunet", (4, 4, 4, 4, 4, 4, 4), 64))
+ENHANCERS.register("scunet_small", init_only=("weights",),
+                  help='SCUNet with half the blocks, for CPUs.')(_scunet("scunet_small", (2, 2, 2, 2, 2, 2, 2), 64))
+ENHANCERS.register("dncnn", init_only=("weights",),
+                  help='DnCNN (Zhang et al. 2017): 20 layers, 64 features.')(_dncnn("dncnn", 20, 64))
+ENHANCERS.register("dncnn_small", init_only=("weights",),
+                  help='DnCNN with 10 layers, 32 features (CPU).')(_dncnn("dncnn_small", 10, 32))
+ENHANCERS.register("restormer", init_only=("weights",),
+                  help="Restormer (Zamir et al. 2022), deepinv's default size.")(_restormer("restormer", 48, (4, 6, 6, 8), 4))
+ENHANCERS.register("restormer_small", init_only=("weights",),
+                  help='Restormer with dim 24 (CPU).')(_restormer("restormer_small", 24, (1, 2, 2, 2), 1))
+ENHANCERS.register("drunet", init_only=("weights",),
+                  help='DRUNet (Zhang et al. 2021), published size; blind by default.')(_drunet("drunet", (64, 128, 256, 512), 4))
+ENHANCERS.register("drunet_small", init_only=("weights",),
+                  help='DRUNet, channels 16-128, 2 blocks per scale (CPU); blind.')(_drunet("drunet_small", (16, 32, 64, 128), 2))
 
 
 def create_enhancer(name: str, **kw) -> Enhancer:

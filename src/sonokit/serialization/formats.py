@@ -3,7 +3,7 @@
 :func:`detect_format` tells a torch zip archive, a legacy torch pickle, a plain pickle, safetensors, a Git LFS
 pointer, an empty file and anything else apart; the helpers here turn a missing, unreadable, empty, truncated or
 unknown file into a :class:`~sonokit.errors.CheckpointError` that says what was expected and what was found.
-:func:`_read_safetensors` is the one place sonokit reads a safetensors file (nothing in one is unpickled).
+:func:`read_safetensors` is the one place sonokit reads a safetensors file (nothing in one is unpickled).
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _ZIP_HEADERS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
 _MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
 
-_KIND_TEXT = {
+#: each :func:`detect_format` kind in words, for messages
+KIND_TEXT = {
     "zip": "a torch zip archive (torch.save / Lightning checkpoint)",
     "torch-legacy": "a legacy torch pickle (torch.save with the pre-1.6 format)",
     "pickle": "a plain Python pickle (not written by torch.save)",
@@ -42,8 +43,8 @@ def detect_format(path: str | Path) -> str:
     Raises :class:`CheckpointError` if ``path`` is missing, a folder, or unreadable. Reads at most the first
     pickle of a pickle file (statically, executing nothing) and the first 64 bytes of anything else.
     """
-    p = _existing_file(Path(path), "file", "a checkpoint or weights file")
-    with _open(p) as fh:
+    p = existing_file(Path(path), "file", "a checkpoint or weights file")
+    with open_file(p) as fh:
         head = fh.read(64)
         if not head:
             return "empty"
@@ -72,7 +73,9 @@ def _first_pickle_is_torch_magic(fh: BinaryIO) -> bool:
 
 # --------------------------------------------------------------------------------- files and messages
 
-def _existing_file(p: Path, what: str, expected: str) -> Path:
+def existing_file(p: Path, what: str, expected: str) -> Path:
+    """``p`` if it is an existing regular file; else a :class:`CheckpointError` saying ``what`` ``p`` is (missing,
+    a folder, not a regular file), that ``expected`` was expected, and which checkpoint files lie nearby."""
     if not p.exists():
         hint = ""
         if p.parent.is_dir():
@@ -91,7 +94,8 @@ def _existing_file(p: Path, what: str, expected: str) -> Path:
     return p
 
 
-def _open(p: Path) -> BinaryIO:
+def open_file(p: Path) -> BinaryIO:
+    """``p`` opened for binary reading; an OS error becomes a :class:`CheckpointError` naming the file."""
     try:
         return open(p, "rb")
     except OSError as e:
@@ -107,39 +111,45 @@ def _size(p: Path) -> str:
     return f"{n}"  # pragma: no cover
 
 
-def _reason(err: BaseException) -> str:
+def error_reason(err: BaseException) -> str:
     """The first sentence of an error from inside torch/safetensors/pickletools, for a one-line message."""
     text = " ".join(str(err).split())
     return (text.split(". ")[0][:200] if text else type(err).__name__).rstrip(".")
 
 
-def _corrupt(p: Path, kind: str, err: BaseException) -> CheckpointError:
-    reason = _reason(err)
+def corrupt_error(p: Path, kind: str, err: BaseException) -> CheckpointError:
+    """The error for a file whose first bytes say ``kind`` (a :func:`detect_format` kind) but that ``err``
+    shows to be truncated or corrupt: what it is, its size, the reason, and what to do."""
+    reason = error_reason(err)
     return CheckpointError(
-        f"cannot read '{p}': its first bytes say {_KIND_TEXT[kind]}, but the file ({_size(p)}) is incomplete "
+        f"cannot read '{p}': its first bytes say {KIND_TEXT[kind]}, but the file ({_size(p)}) is incomplete "
         f"or corrupt ({reason}); expected a complete file as torch.save/Lightning write it. Was a copy or "
         f"download interrupted? Copy the file again, or use the run's other checkpoint (best.ckpt/last.ckpt)")
 
 
-def _not_torch(p: Path, kind: str, expected: str) -> CheckpointError:
+def not_torch_error(p: Path, kind: str, expected: str) -> CheckpointError:
+    """The error for a file of ``kind`` (``empty``, ``lfs-pointer`` or ``unknown``) that holds no checkpoint,
+    saying that ``expected`` was expected and how to get the real file."""
     if kind == "empty":
         return CheckpointError(f"'{p}' is an empty file (0 bytes); expected {expected}. Was a copy or download "
                                f"interrupted? Copy the file again")
     if kind == "lfs-pointer":
-        return CheckpointError(f"'{p}' is {_KIND_TEXT['lfs-pointer']}; expected {expected}. Fetch the real file "
+        return CheckpointError(f"'{p}' is {KIND_TEXT['lfs-pointer']}; expected {expected}. Fetch the real file "
                                f"with `git lfs pull`")
-    with _open(p) as fh:
+    with open_file(p) as fh:
         head = fh.read(16)
     return CheckpointError(f"'{p}' is not a checkpoint: its first bytes {head!r} match no known format; expected "
                            f"{expected} (a zip archive starts with b'PK', safetensors with an 8-byte header length "
                            f"and '{{')")
 
 
-def _safetensors_header_problem(p: Path, kind: str) -> str:
+def safetensors_header_problem(p: Path, kind: str) -> str:
+    """Why ``p``, of :func:`detect_format` kind ``kind``, is not a safetensors file, as a clause for a message
+    (``"it is an empty file (0 bytes)"``, a header length past the end of the file, ...)."""
     size = p.stat().st_size
     if kind == "empty":
         return "it is an empty file (0 bytes)"
-    with _open(p) as fh:
+    with open_file(p) as fh:
         head = fh.read(9)
     if len(head) < 8:
         return f"it is only {size} bytes long, shorter than the 8-byte header length"
@@ -149,7 +159,9 @@ def _safetensors_header_problem(p: Path, kind: str) -> str:
     return f"its header does not start with '{{' (found {head[8:9]!r})"
 
 
-def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file, on the CPU (nothing is unpickled); a file safetensors
+    cannot read raises :class:`CheckpointError` naming it and its size."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -157,7 +169,7 @@ def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]
             meta = dict(fh.metadata() or {})
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError, json.JSONDecodeError) as e:
-        reason = _reason(e)
+        reason = error_reason(e)
         raise CheckpointError(
             f"weights file '{p}' is not a valid safetensors file ({_size(p)}): {reason}; expected a complete "
             f"file as safetensors' save_file writes it. Is it truncated or corrupt? Copy or export it again") from None

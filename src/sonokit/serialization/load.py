@@ -16,17 +16,17 @@ import torch
 
 from ..errors import CheckpointError, UnsafeCheckpointError
 from .formats import (
-    _KIND_TEXT,
-    _corrupt,
-    _existing_file,
-    _not_torch,
-    _open,
-    _read_safetensors,
-    _reason,
-    _safetensors_header_problem,
+    KIND_TEXT,
+    corrupt_error,
     detect_format,
+    error_reason,
+    existing_file,
+    not_torch_error,
+    open_file,
+    read_safetensors,
+    safetensors_header_problem,
 )
-from .scan import SAFE_GLOBALS, _unsafe_globals
+from .scan import SAFE_GLOBALS, unsafe_globals
 
 log = logging.getLogger("sonokit.serialization")
 
@@ -63,7 +63,7 @@ def _trusted_load(p: Path, fh: BinaryIO, what: str, unsafe: list[str]) -> Any:
     try:
         return torch.load(fh, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any failure inside torch becomes one clear error
-        raise CheckpointError(f"cannot read {what} '{p}' even with trust=True: {_reason(e)}; expected "
+        raise CheckpointError(f"cannot read {what} '{p}' even with trust=True: {error_reason(e)}; expected "
                               f"a complete file written by torch.save/Lightning") from None
 
 
@@ -87,8 +87,8 @@ def _load_torch(p: Path, kind: str, what: str, trust: bool, trustable: bool = Tr
     picks its reader from a path's suffix (``.safetensors``) where sonokit goes by the bytes. ``trustable``:
     whether the caller offers ``trust`` (the refusals say how to proceed either way).
     """
-    with _open(p) as fh:
-        unsafe = _unsafe_globals(p, kind, fh)
+    with open_file(p) as fh:
+        unsafe = unsafe_globals(p, kind, fh)
         if unsafe:
             if not trust:
                 raise _refuse(p, what, unsafe, trustable=trustable)
@@ -111,7 +111,7 @@ def _load_torch(p: Path, kind: str, what: str, trust: bool, trustable: bool = Tr
                 + ("; or, if you made it yourself or fully trust its source, load it with --trust-checkpoint / "
                    "trust=True (dangerous: that runs any code it holds)" if trustable else "")) from None
         except Exception as e:  # noqa: BLE001 - any failure inside torch becomes one clear error
-            raise _corrupt(p, kind, e) from None
+            raise corrupt_error(p, kind, e) from None
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -136,7 +136,7 @@ def load_checkpoint(path: str | Path, *, trust: bool = False) -> dict:
         CheckpointError: missing, a folder, empty, truncated/corrupt, a safetensors or other non-checkpoint
             file, or a checkpoint that is not a dict.
     """
-    p = _existing_file(Path(path), "checkpoint", "a Lightning/torch checkpoint file (.ckpt)")
+    p = existing_file(Path(path), "checkpoint", "a Lightning/torch checkpoint file (.ckpt)")
     kind = detect_format(p)
     if kind == "safetensors":
         raise CheckpointError(
@@ -148,7 +148,7 @@ def load_checkpoint(path: str | Path, *, trust: bool = False) -> dict:
     if kind in ("pickle", "unknown"):
         _refuse_foreign(p, kind, "checkpoint")
     if kind in ("empty", "lfs-pointer", "unknown"):
-        raise _not_torch(p, kind, "a Lightning/torch checkpoint (a zip archive written by torch.save)")
+        raise not_torch_error(p, kind, "a Lightning/torch checkpoint (a zip archive written by torch.save)")
     obj = _load_torch(p, kind, "checkpoint", trust)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint '{p}' holds a {type(obj).__name__}; expected a dict as Lightning "
@@ -180,21 +180,21 @@ def load_weights(path: str | Path, *, trust: bool = False,
             ``.safetensors``; nothing was executed.
         CheckpointError: missing, a folder, empty, truncated/corrupt, a bad safetensors header, ...
     """
-    p = _existing_file(Path(path), "weights file", "a .safetensors or torch (.pt/.pth/.ckpt) weights file")
+    p = existing_file(Path(path), "weights file", "a .safetensors or torch (.pt/.pth/.ckpt) weights file")
     kind = detect_format(p)
     if kind == "safetensors":
-        return _read_safetensors(p)
+        return read_safetensors(p)
     if p.suffix.lower() == ".safetensors":
         if kind in ("zip", "torch-legacy", "pickle"):
             raise _disguised_pickle(p, kind, "weights file", trustable=trustable)
         raise CheckpointError(
-            f"weights file '{p}' is not a valid safetensors file: {_safetensors_header_problem(p, kind)}; "
+            f"weights file '{p}' is not a valid safetensors file: {safetensors_header_problem(p, kind)}; "
             f"expected an 8-byte little-endian header length followed by a JSON header, as safetensors' "
             f"save_file writes. Is the file truncated or corrupt? Copy or export it again")
     if kind in ("pickle", "unknown"):
         _refuse_foreign(p, kind, "weights file")
     if kind in ("empty", "lfs-pointer", "unknown"):
-        raise _not_torch(p, kind, "a .safetensors or torch (.pt/.pth/.ckpt) weights file")
+        raise not_torch_error(p, kind, "a .safetensors or torch (.pt/.pth/.ckpt) weights file")
     obj = _load_torch(p, kind, "weights file", trust, trustable)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"weights file '{p}' holds a {type(obj).__name__}; expected a dict of tensors "
@@ -208,15 +208,15 @@ def _refuse_foreign(p: Path, kind: str, what: str) -> None:
     """A plain pickle (or an unknown file that parses as one) is never a torch checkpoint; if it would import
     code, say so (``UnsafeCheckpointError``), otherwise return and let the caller report the format."""
     try:
-        unsafe = _unsafe_globals(p, "pickle")
+        unsafe = unsafe_globals(p, "pickle")
     except CheckpointError:
         return
     if unsafe:
         raise _refuse(p, what, unsafe, trust_helps=False,
-                      extra=f" It is {_KIND_TEXT['pickle']}, not a torch checkpoint, so --trust-checkpoint "
+                      extra=f" It is {KIND_TEXT['pickle']}, not a torch checkpoint, so --trust-checkpoint "
                             f"would not make it loadable either; sonokit did not unpickle it.")
     if kind == "pickle":
-        raise CheckpointError(f"{what} '{p}' is {_KIND_TEXT['pickle']}, not a torch checkpoint; expected a file "
+        raise CheckpointError(f"{what} '{p}' is {KIND_TEXT['pickle']}, not a torch checkpoint; expected a file "
                               f"written by torch.save, Lightning or safetensors (torch.save writes a zip archive)")
 
 
@@ -224,11 +224,11 @@ def _disguised_pickle(p: Path, kind: str, what: str, *, trustable: bool = True) 
     """A file named ``.safetensors`` whose bytes are a pickle: refused, never unpickled (the globals it would
     import are listed from a static scan)."""
     try:
-        unsafe = _unsafe_globals(p, kind)
+        unsafe = unsafe_globals(p, kind)
     except CheckpointError:
         unsafe = []
     told = (f"{what} '{p}': it is named .safetensors but is not a safetensors file; its bytes are "
-            f"{_KIND_TEXT[kind]}. sonokit never unpickles a file named .safetensors, not even with "
+            f"{KIND_TEXT[kind]}. sonokit never unpickles a file named .safetensors, not even with "
             f"--trust-checkpoint / trust=True.")
     if not unsafe:
         return CheckpointError(f"cannot load {told} Expected an 8-byte little-endian header length followed by "

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import torch
 
 from ..errors import CheckpointError
-from .formats import _corrupt, _open
+from .formats import corrupt_error, open_file
 
 #: Globals allowed in a checkpoint beyond torch's default ``weights_only`` allow-list. Empty: every type in
 #: sonokit's own checkpoints (Lightning 2.6, AdamW, LambdaLR, ModelCheckpoint) is on torch's default list.
@@ -129,12 +129,12 @@ class _NotACheckpoint(Exception):
     """Internal: the container is readable but is not what torch.load reads (message: what it is)."""
 
 
-def _unsafe_globals(p: Path, kind: str, fh: BinaryIO | None = None) -> list[str]:
+def unsafe_globals(p: Path, kind: str, fh: BinaryIO | None = None) -> list[str]:
     """Globals in ``p``'s pickles that are not allowed (sorted, unique); raises :class:`CheckpointError` if the
     pickles cannot be read statically (truncated or corrupt file). Reads ``fh`` if given (else opens ``p``)."""
     if fh is None:
-        with _open(p) as own:
-            return _unsafe_globals(p, kind, own)
+        with open_file(p) as own:
+            return unsafe_globals(p, kind, own)
     try:
         streams = _torch_pickles(fh, kind)
         found: list[str] = []
@@ -146,7 +146,7 @@ def _unsafe_globals(p: Path, kind: str, fh: BinaryIO | None = None) -> list[str]
         raise CheckpointError(f"cannot load '{p}': it is {e}; expected a checkpoint or weights file written by "
                               f"torch.save, Lightning or safetensors") from None
     except (ValueError, EOFError, MemoryError, OverflowError, RuntimeError, zipfile.BadZipFile, OSError) as e:
-        raise _corrupt(p, kind, e) from None
+        raise corrupt_error(p, kind, e) from None
     allowed = _allowed_globals()
     if allowed is None:
         return []

@@ -188,7 +188,10 @@ def normalize_label(value: object) -> str | None:
     return s
 
 
-def _norm_key(v: object) -> str:
+def norm_key(v: object) -> str:
+    """The key :func:`label_lookup` files a label under, for an image id or file name: the file stem,
+    stripped and lower-cased, with leading zeros dropped from all-digit stems (``'Case 007.png'`` ->
+    ``'case 007'``, ``'007.png'`` -> ``'7'``). Readers look labels up with ``labels.get(norm_key(name))``."""
     s = Path(str(v).strip()).stem.lower()
     return str(int(s)) if s.isdigit() else s
 
@@ -219,7 +222,7 @@ def read_table(path: Path) -> list[dict[str, str]]:
 
 
 def label_lookup(path: Path, id_words: tuple[str, ...], label_words: tuple[str, ...]) -> dict[str, str]:
-    """{normalised image key: normalised label} from a metadata table whose columns contain those words."""
+    """{norm_key(image id): normalised label} from a metadata table whose columns contain those words."""
     rows = read_table(path)
     if not rows:
         return {}
@@ -236,5 +239,5 @@ def label_lookup(path: Path, id_words: tuple[str, ...], label_words: tuple[str, 
     for r in rows:
         key, lab = r.get(id_col, ""), normalize_label(r.get(lab_col))
         if key and lab:
-            out[_norm_key(key)] = lab
+            out[norm_key(key)] = lab
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import FORMATS, DatasetReader, Record, _norm_key, label_lookup, natural_key
+from .base import FORMATS, DatasetReader, Record, label_lookup, natural_key, norm_key
 
 _CASE = re.compile(r"^case\d+$", re.IGNORECASE)
 
@@ -58,7 +58,7 @@ class BrEaSTReader(DatasetReader):
                 for p in e["tumor"] + e["other"]:
                     self.problems.append((str(p), "mask without an image"))
                 continue
-            label = labels.get(_norm_key(e["image"].name)) or labels.get(_norm_key(case))
+            label = labels.get(norm_key(e["image"].name)) or labels.get(norm_key(case))
             if not e["tumor"] and label != "normal":
                 self.problems.append((str(e["image"]), f"missing mask; expected '{case}_tumor.png'"))
             records.append(

@@ -19,7 +19,9 @@ from .base import FORMATS, DatasetReader, Record, natural_key
 _SUFFIXES = (".dcm", ".dicom")
 
 
-def _is_dicom(p: Path) -> bool:
+def is_dicom(p: Path) -> bool:
+    """Whether ``p`` is a DICOM file: a ``.dcm`` / ``.dicom`` suffix, or no suffix and the ``DICM`` magic at
+    byte 128 of a Part 10 file."""
     if p.suffix.lower() in _SUFFIXES:
         return True
     if p.suffix == "" and p.is_file():
@@ -29,7 +31,9 @@ def _is_dicom(p: Path) -> bool:
     return False
 
 
-def _read(path: Path, stop_before_pixels: bool = False):
+def read_dicom(path: Path, stop_before_pixels: bool = False):
+    """The pydicom dataset of ``path`` (without the pixel data when ``stop_before_pixels``); raises
+    :class:`DataError` naming the file for an empty or unreadable file."""
     import pydicom
 
     if path.is_file() and path.stat().st_size == 0:
@@ -41,9 +45,10 @@ def _read(path: Path, stop_before_pixels: bool = False):
 
 
 @lru_cache(maxsize=2)
-def _frames(path: Path) -> tuple[np.ndarray, dict]:
-    """All frames of a file as float32 (F, H, W) in [0, 1], plus conversion info."""
-    ds = _read(path)
+def dicom_frames(path: Path) -> tuple[np.ndarray, dict]:
+    """All frames of a DICOM file as float32 (F, H, W) in [0, 1], plus conversion info (``photometric``,
+    ``colour``, ...); the last two files read are cached. Raises :class:`DataError` for undecodable pixels."""
+    ds = read_dicom(path)
     try:
         from pydicom.pixels import pixel_array
 
@@ -109,7 +114,7 @@ class DicomReader(DatasetReader):
     @classmethod
     def detect(cls, root: Path) -> bool:
         if root.is_file():
-            return _is_dicom(root)
+            return is_dicom(root)
         return any(p.suffix.lower() in _SUFFIXES for p in root.rglob("*"))
 
     @classmethod
@@ -120,13 +125,13 @@ class DicomReader(DatasetReader):
         if self.root.is_file():
             files, base = [self.root], self.root.parent
         else:
-            files = sorted((p for p in self.root.rglob("*") if p.is_file() and _is_dicom(p)),
+            files = sorted((p for p in self.root.rglob("*") if p.is_file() and is_dicom(p)),
                            key=lambda p: natural_key(str(p)))
             base = self.root
         records = []
         for f in files:
             try:
-                ds = _read(f, stop_before_pixels=True)
+                ds = read_dicom(f, stop_before_pixels=True)
             except DataError as e:
                 if self.root.is_file():  # the one file named: its own error, not "no dicom images found"
                     raise
@@ -144,7 +149,7 @@ class DicomReader(DatasetReader):
         return records
 
     def load(self, rec: Record) -> Sample:
-        frames, info = _frames(rec.image)
+        frames, info = dicom_frames(rec.image)
         k = rec.frame or 0
         if k >= frames.shape[0]:
             raise DataError(f"DICOM '{rec.image}' has {frames.shape[0]} frames; frame {k} requested")

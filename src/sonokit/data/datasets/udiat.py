@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import FORMATS, DatasetReader, Record, _norm_key, label_lookup, list_images
+from .base import FORMATS, DatasetReader, Record, label_lookup, list_images, norm_key
 
 
 @FORMATS.register("udiat")
@@ -36,7 +36,7 @@ class UDIATReader(DatasetReader):
             if gt is None:
                 self.problems.append((str(p), f"missing mask; expected 'GT/{p.name}'"))
             records.append(
-                Record(id=p.stem, image=p, masks=(gt,) if gt else (), label=labels.get(_norm_key(p.stem)),
+                Record(id=p.stem, image=p, masks=(gt,) if gt else (), label=labels.get(norm_key(p.stem)),
                        anatomy="breast")
             )
         for stem in sorted(set(gts) - {p.stem for p in list_images(img_dir)}):
