@@ -44,7 +44,10 @@ def report_cmd(
     run_dir: Path = typer.Argument(..., help="A run folder (from `sonokit train --out`) or a folder of runs."),
     out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
 ) -> None:
-    """Write one self-contained HTML report: metrics (mean ± std), training curves, best/median/worst overlays."""
+    """Write one self-contained HTML report of a run (or a folder of runs): each run's config, checkpoint, split
+    and data warnings; metrics by task (segmentation: Dice, IoU, HD95, ...; classification: accuracy, balanced
+    accuracy, AUROC, recall per class, confusion matrix), mean ± std over runs of one config; training curves
+    (pretraining apart); best / median / worst cases as image | ground truth | prediction."""
     from ..reports import build_report
 
     path = build_report(run_dir, out)

@@ -25,6 +25,8 @@ def evaluate_cmd(
     allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="Score even when the split file or "
                                             "images changed since training, or test images were training images "
                                             "(the result records the warning)."),
+    save_overlays: bool = typer.Option(False, "--save-overlays", help="Segmentation: also write "
+                                       "NAME_overlays/ID.png, the image | ground truth (green) | prediction (red)."),
     trust: bool = trust_option(),
 ) -> None:
     """Evaluate a checkpoint on held-out data. Segmentation: Dice, IoU, HD95 (mm when spacing is known),
@@ -37,7 +39,7 @@ def evaluate_cmd(
 
     res = evaluate(checkpoint, split=split, data=data, format=format, split_file=split_file, out=out, name=name,
                    device=device, threshold=threshold, tta=tta, allow_changed_data=allow_changed_data, trust=trust,
-                   log=say)
+                   save_overlays=save_overlays, log=say)
     console = Console()
     t = Table(title=f"{res['name']}: {res['n']} images of {res['data_root']}")
     t.add_column("metric")

@@ -9,12 +9,14 @@ Conversions (each recorded in the returned ``info`` dict, never silent):
   :class:`DataError` (there is no right way to guess the background).
 * 16-bit gray (``I;16``, ``I``): scaled by 65535 to [0, 1], ``info["bit_depth"] = 16``.
 
-Masks: any image mode; a mask is foreground where it is non-zero if it holds at most two distinct values,
-otherwise it is thresholded at half its maximum and ``nonbinary`` is reported.
+Masks: any image mode; a mask with one value is all background (0) or all foreground (non-zero); with two
+values, foreground is the larger; otherwise it is thresholded at half its maximum and ``nonbinary`` is
+reported.
 """
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -198,8 +200,10 @@ def read_mask(path: str | Path) -> tuple[np.ndarray, bool]:
     if arr.ndim == 3:
         arr = arr.max(axis=-1)
     values = np.unique(arr)
-    if values.size <= 2:
-        return (arr > values.min()).astype(np.uint8) if values.size == 2 else np.zeros(arr.shape, np.uint8), False
+    if values.size == 1:  # all background (0) or all foreground (any non-zero value)
+        return np.full(arr.shape, int(values[0] > 0), np.uint8), False
+    if values.size == 2:
+        return (arr > values.min()).astype(np.uint8), False
     return (arr >= arr.max() / 2).astype(np.uint8), True
 
 
@@ -233,3 +237,8 @@ def write_gray_png(path: str | Path, array: np.ndarray) -> Path:
     if a.dtype != np.uint8 or a.ndim != 2:
         raise ValueError(f"expected a uint8 (H, W) array, found {a.dtype} {a.shape}")
     return atomic_write(path, lambda tmp: Image.fromarray(a).save(tmp, format="PNG"))
+
+
+def safe_name(sample_id: str) -> str:
+    """A sample id as a file name: runs of characters other than letters, digits, '.', '_' and '-' become '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id).strip("_")

@@ -18,7 +18,7 @@ PARTS = ("test", "val", "train", "all")
 
 def default_name(part: str, data: str | Path | None) -> str:
     """``test`` for the training dataset; ``<folder>_<part>`` for another dataset (so several don't collide)."""
-    from .segment import safe_name
+    from ..data.io import safe_name
 
     return part if data is None else f"{safe_name(Path(data).resolve().name) or 'data'}_{part}"
 
@@ -26,11 +26,13 @@ def default_name(part: str, data: str | Path | None) -> str:
 def evaluate(checkpoint: str | Path, *, split: str = "test", data: str | Path | None = None,
              format: str | None = None, split_file: str | Path | None = None, out: str | Path | None = None,
              name: str | None = None, device: str = "cpu", threshold: float = 0.5, tta: bool = False,
-             allow_changed_data: bool = False, trust: bool = False, log: Callable[[str], None] | None = print,
+             allow_changed_data: bool = False, trust: bool = False, save_overlays: bool = False,
+             log: Callable[[str], None] | None = print,
              progress: Callable[[int, int], None] | None = None) -> dict:
     """Score the segmentation or classification model in ``checkpoint`` on ``split`` of its dataset (or of
     ``data``); writes ``<name>.json`` and ``<name>_per_image.csv`` into ``out`` (default: the run's
-    ``eval/``) and returns the result (``aggregate`` for segmentation, ``metrics`` for classification)."""
+    ``eval/``; segmentation with ``save_overlays``: ``<name>_overlays/<id>.png``, image | ground truth |
+    prediction) and returns the result (``aggregate`` for segmentation, ``metrics`` for classification)."""
     from ..data import open_dataset
     from ..data.pin import data_changes
     from ..data.splits import filter_classes, load_split, select_ids, verify_split
@@ -79,7 +81,7 @@ def evaluate(checkpoint: str | Path, *, split: str = "test", data: str | Path | 
 
         seg = Segmenter.from_loaded(ckpt, checkpoint, device=device, threshold=threshold, tta=tta)
         res = evaluate_segmentation(seg, data_root=root, data_format=reader.name, ids=ids, out_dir=out, name=nm,
-                                    progress=progress, extra={"checkpoint": str(checkpoint), "part": split,
+                                    progress=progress, save_overlays=save_overlays, extra={"checkpoint": str(checkpoint), "part": split,
                                                               "split_file": str(sfile) if sfile else None,
                                                               "data_warnings": warnings})
     else:

@@ -4,21 +4,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..data import open_dataset
-from ..data.io import write_png
+from ..data.io import safe_name, write_png
 from ..errors import DataError
 from ..inference import Segmenter
 from ..metrics import aggregate, segmentation_metrics
-
-
-def safe_name(sample_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id).strip("_")
 
 
 def evaluate_segmentation(
@@ -31,6 +26,7 @@ def evaluate_segmentation(
     name: str = "test",
     batch_size: int = 8,
     save_predictions: bool = True,
+    save_overlays: bool = False,
     progress: Callable[[int, int], None] | None = None,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
     extra: dict | None = None,
@@ -38,7 +34,9 @@ def evaluate_segmentation(
     """Predict each sample, resize back to its original size, threshold, score against the original mask.
 
     Returns ``{"name", "n", "skipped", "aggregate": {metric: {mean, std, n}}, "rows": [...]}`` and, with
-    ``out_dir``, writes ``<name>.json``, ``<name>_per_image.csv`` and predicted masks under ``<name>_pred/``.
+    ``out_dir``, writes ``<name>.json``, ``<name>_per_image.csv`` and predicted masks under ``<name>_pred/``;
+    with ``save_overlays`` also ``<name>_overlays/<id>.png``: image | ground truth (green) | prediction (red)
+    side by side (:func:`sonokit.reports.gallery.write_overlay`).
     ``transform`` maps each (1, H, W) image to the (1, H, W) image the model sees (e.g. an enhancer run before
     segmentation); the mask and the metrics stay those of the original image.
     """
@@ -71,6 +69,10 @@ def evaluate_segmentation(
                          "pred_area": int(pred.sum()), **m})
             if out is not None and save_predictions:
                 write_png(out / f"{name}_pred" / f"{safe_name(s.id)}.png", pred.astype(np.uint8))
+            if out is not None and save_overlays:
+                from ..reports.gallery import write_overlay
+
+                write_overlay(out / f"{name}_overlays" / f"{safe_name(s.id)}.png", s.image, s.mask, pred)
     if progress:
         progress(len(ids), len(ids))
     if not rows:

@@ -80,7 +80,9 @@ def score_run(run_dir: Path, *, eval_sets: list[dict], device: str = "cpu") -> d
         if not path.exists():
             seg = seg or Segmenter.from_checkpoint(run_dir / "checkpoints" / "best.ckpt", device=device)
             evaluate_segmentation(seg, data_root=es["root"], data_format=es["format"], ids=es["ids"],
-                                  out_dir=run_dir / "eval", name=es["name"])
+                                  out_dir=run_dir / "eval", name=es["name"],
+                                  extra={"checkpoint": str(run_dir / "checkpoints" / "best.ckpt"),
+                                         "part": es.get("part", "test"), "split_file": es.get("split")})
         out[es["name"]] = json.loads(path.read_text())
     return out
 
@@ -164,7 +166,7 @@ class SSLGrid:
 
         d = self.seg_base.data
         reader = open_dataset(d.root, d.format)
-        sets = [{"name": "test", "dataset": reader.name, "root": d.root, "format": reader.name,
+        sets = [{"name": "test", "dataset": reader.name, "root": d.root, "format": reader.name, "split": d.split,
                  "ids": split_ids(d.split, "test", reader, d.classes)}]
         for o in self.cfg.ood:
             root = o.root
@@ -291,7 +293,8 @@ class SSLGrid:
                     sd = lambda a: float(a.std(ddof=1)) if a.size > 1 else 0.0  # noqa: E731
                     gain = f"{100 * (d.mean() - base.mean()):+.1f} pts" if base.size and v.name != "supervised" else "—"
                     rows.append([v.name, self.choices.get(v.name, "—"), split, f"{100 * frac:g}%",
-                                 fmt_mean_std(float(d.mean()), sd(d)), fmt_mean_std(float(i.mean()), sd(i)), gain, d.size])
+                                 fmt_mean_std(float(d.mean()), sd(d), n=d.size),
+                                 fmt_mean_std(float(i.mean()), sd(i), n=i.size), gain, d.size])
         return header, rows
 
     def write(self, report: bool = False) -> None:
@@ -313,7 +316,20 @@ class SSLGrid:
             from ..reports.html import build_report
 
             build_report(self.out, self.out / "report.html", title=f"sonokit SSL grid: {self.cfg.name}",
-                         extra_html=["<h2>SSL grid</h2>", html_table(header, rows)])
+                         extra_html=["<h2>SSL grid</h2>", html_table(header, rows)], galleries=self.galleries())
+
+    def galleries(self) -> list[tuple[Path, str, str]]:
+        """One report gallery per variant: its run at the largest label fraction and the lowest seed, on the
+        in-domain test split, titled with the variant, its view, the fraction and the seed."""
+        frac, seed = max(self.cfg.fractions), min(self.cfg.seeds)
+        out = []
+        for v in self.cfg.variants:
+            run = self.out / "finetune" / v.name / f"frac{frac:g}_seed{seed}"
+            if (run / "eval" / "test.json").exists():
+                view = self.choices.get(v.name)
+                out.append((run, "test", f"{v.name}" + (f" ({v.method}, {view} views)" if view else "")
+                            + f", {100 * frac:g}% labels, seed {seed}: test cases"))
+        return out
 
 
 def _asdict(cfg) -> dict:

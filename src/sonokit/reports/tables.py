@@ -5,9 +5,15 @@ import html
 import math
 
 
-def fmt_mean_std(mean: float, std: float, digits: int = 3) -> str:
+def fmt_mean_std(mean: float, std: float, digits: int = 3, *, n: int | None = None) -> str:
+    """``"0.812 ± 0.031"``; with ``n = 1`` (a single value, whose std says nothing) ``"0.812 (n = 1)"``.
+
+    ``n`` is the number of values the mean is over; leave it out where it is not known (the std is then
+    always shown). A missing or NaN mean is ``"n/a"``."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "n/a"
+    if n == 1:
+        return f"{mean:.{digits}f} (n = 1)"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 

@@ -114,7 +114,7 @@ def build_pretrain(cfg, out: Path, log, *, trust: bool = False) -> Prepared:  # 
             f"{out / 'encoder.safetensors'})")
 
     record = {"dataset": reader.name, "root": str(reader.root), "train": len(ds), "skipped": ds.skipped,
-              "split": d.split}
+              "split": d.split, "split_hash": split["hash"] if split else None}
     summary = (f"{cfg.name}: {mname} ({', '.join(f'{k}={v}' for k, v in mkw.items()) or 'defaults'}) on {len(ds)} "
                f"unlabeled {reader.name} images at {d.image_size}px; encoder {cfg.encoder['name']}; run folder {out}")
     return Prepared(task, train_dl, None, record, summary, monitor=None, after_fit=after_fit, skipped=ds.skipped)

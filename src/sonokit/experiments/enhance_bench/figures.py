@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ...reports.html import figure_png
+from ...reports.figures import figure_png
 from .config import NoiseSetting
 from .methods import Method, apply_at_scale, degrade_frame, setting_name
 
