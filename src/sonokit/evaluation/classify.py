@@ -5,8 +5,6 @@ Writes ``<name>.json`` (accuracy, balanced accuracy, AUROC, per-class recall, co
 """
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +14,7 @@ from ..data import open_dataset
 from ..errors import DataError
 from ..inference import Classifier
 from ..metrics.classification import classification_metrics
+from .output import write_evaluation
 
 
 def evaluate_classification(classifier: Classifier, *, data_root: str | Path, data_format: str | None,
@@ -61,11 +60,5 @@ def evaluate_classification(classifier: Classifier, *, data_root: str | Path, da
               "metrics": {k: m[k] for k in ("accuracy", "balanced_accuracy", "auroc")},
               "recall": dict(zip(classes, m["recall"])), "confusion": m["confusion"], "rows": rows}
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=float))
-        with open(out / f"{name}_per_image.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_evaluation(out_dir, name, result)
     return result

@@ -1,8 +1,6 @@
 """Score a segmentation model on dataset samples at each image's ORIGINAL size; write rows + aggregates."""
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -14,6 +12,7 @@ from ..data.io import safe_name, write_png
 from ..errors import DataError
 from ..inference import Segmenter
 from ..metrics import aggregate, segmentation_metrics
+from .output import write_evaluation
 
 
 def evaluate_segmentation(
@@ -91,10 +90,5 @@ def evaluate_segmentation(
         "rows": rows,
     }
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=float))
-        with open(out / f"{name}_per_image.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_evaluation(out, name, result)
     return result

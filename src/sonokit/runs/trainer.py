@@ -49,10 +49,12 @@ def make_trainer(cfg, out: Path, callbacks: list, *, log: Callable[[str], None] 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     # Lightning notices that are expected here (small label subsets have fewer batches than the logging
-    # interval; the run folder exists; checkpoints are loaded with weights_only=True by design)
+    # interval; the run folder exists; checkpoints are loaded with weights_only=True by design; fully frozen
+    # modules are kept in eval mode)
     for pattern in (".*smaller than the logging interval.*", ".*Checkpoint directory .* exists and is not empty.*",
                     ".*LeafSpec.*is deprecated.*", ".*does not have many workers.*", ".*You defined a `validation_step`.*",
-                    ".*`training_step` returned `None`.*", ".*that ended before the epoch ended.*"):
+                    ".*`training_step` returned `None`.*", ".*that ended before the epoch ended.*",
+                    ".*module\\(s\\) in eval mode at the start of training.*"):  # frozen modules, on purpose
         warnings.filterwarnings("ignore", message=pattern)
     o = cfg.optim
     return L.Trainer(
