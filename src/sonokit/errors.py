@@ -20,6 +20,11 @@ class CheckpointError(SonokitError, ValueError):
     """A checkpoint or weights file cannot be loaded into the requested model."""
 
 
+class WriteError(SonokitError, OSError):
+    """A result, checkpoint or image could not be written (disk full, read-only folder, ...); the previous
+    version of the file, if any, is kept (every sonokit write is atomic)."""
+
+
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint or weights file was refused because loading it would execute code from the file
     (raised by :mod:`sonokit.serialization`; defined here so that catching it needs no torch).

@@ -124,7 +124,9 @@ def main() -> None:
     from ..errors import SonokitError
 
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # typer.Exit(n) inside a command comes back as the return value here
+        if isinstance(rc, int) and rc != 0:
+            sys.exit(rc)
     except SonokitError as e:
         if _STATE["verbose"]:
             raise

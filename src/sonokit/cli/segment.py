@@ -29,7 +29,10 @@ def start_batch(images: list[Path], out: Path, console, *, fail_fast: bool):
     """
     from ..data.batch import Batch
     from ..data.inputs import collect_inputs
+    from ..errors import DataError
 
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out '{out}' is a file; expected a folder for the outputs (the file is left as it is)")
     plan = collect_inputs(images, exclude=[out])
     print_notes(plan, console)
     batch = Batch(fail_fast=fail_fast, report=lambda m: console.print(m, markup=False))

@@ -164,11 +164,32 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def check_ranges(cfg, ranges: dict) -> None:
+    """Raise ConfigError for a numeric key of ``cfg`` outside its range (``ranges``: dotted key -> (min, max,
+    min excluded)); keys the config does not have are skipped."""
+    for key, (lo, hi, lo_open) in ranges.items():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part, None)
+            if node is None:
+                break
+        if node is None or isinstance(node, bool) or not isinstance(node, (int, float)):
+            continue
+        if (lo is not None and (node < lo or (lo_open and node == lo))) or (hi is not None and node > hi):
+            want = (f"{'>' if lo_open else '>='} {lo}" if lo is not None else "") + (
+                f"{' and ' if lo is not None else ''}<= {hi}" if hi is not None else "")
+            raise ConfigError(f"{key} must be {want}, found {node}")
+
+
 def build(cls, data: dict, overrides=None, *, source: str = "config"):
-    """``cls`` from a raw dict plus overrides; errors are prefixed with ``source``."""
+    """``cls`` from a raw dict plus overrides, ranges checked; errors are prefixed with ``source``."""
+    from .schema import RANGES
+
     data = apply_overrides(dict(data), overrides)
     try:
-        return from_dict(cls, data)
+        cfg = from_dict(cls, data)
+        check_ranges(cfg, RANGES)
+        return cfg
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
 

@@ -86,3 +86,17 @@ class StageConfig:
     name: str = "stage"
     set: dict = field(default_factory=dict)  # e.g. {optim.epochs: 10, optim.freeze: [encoder.*]}
     init_from_previous: bool = True
+
+
+# Ranges of numeric keys, checked for every config that has them (``None``: unbounded; ``lo_open``: the
+# minimum itself is not allowed). A value out of range is a ConfigError naming the key, never a traceback
+# from deep inside torch or Lightning.
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "seed": (0, None, False),
+    "data.batch_size": (1, None, False), "data.num_workers": (0, None, False), "data.image_size": (32, None, False),
+    "data.fraction": (0, 1, True), "data.patch_size": (8, None, False), "data.patches_per_epoch": (1, None, False),
+    "optim.lr": (0, None, True), "optim.weight_decay": (0, None, False), "optim.epochs": (1, None, False),
+    "optim.max_steps": (1, None, False), "optim.warmup_epochs": (0, None, False),
+    "trainer.num_threads": (1, None, False), "trainer.check_val_every_n_epoch": (1, None, False),
+    "trainer.log_every_n_steps": (1, None, False), "trainer.checkpoint_every_n_steps": (1, None, False),
+}

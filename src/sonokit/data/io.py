@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import DataError
+from ..errors import DataError, WriteError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -44,16 +44,33 @@ def atomic_write(path: str | Path, write) -> Path:
     in one step (:func:`publish`); a crash leaves the old file (or none), never a truncated one. Creates the
     parent folder; returns ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         write(tmp)
         publish(tmp, path)
+    except (OSError, RuntimeError) as e:  # ENOSPC, EROFS, EACCES; torch's writer reports ENOSPC as RuntimeError
+        raise WriteError(write_failure(path, e)) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def write_failure(path: Path, e: BaseException) -> str:
+    """Why writing ``path`` failed, for a :class:`WriteError`: the reason, a full disk named as such, and
+    whether an earlier version of the file is kept."""
+    import shutil
+
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).strip().splitlines() or ["?"])[0][:200]
+    try:
+        full = shutil.disk_usage(path.parent).free < (1 << 20)
+    except OSError:
+        full = False
+    return (f"could not write '{path}': {reason}" + ("; the disk holding it is full" if full else "")
+            + ("; the previous version of the file is kept" if path.exists() else "; nothing was written"))
 
 
 def _open(path: Path) -> Image.Image:

@@ -21,12 +21,12 @@ from .models import Enhancer
 def load_enhancer(path: str | Path, *, device: str = "cpu", trust: bool = False) -> tuple[Enhancer, dict]:
     """The network of a ``sonokit train enhance`` checkpoint (read safely), in eval mode on ``device``, and
     its hparams."""
-    from ..inference.checkpoint import build_model, read_task_checkpoint
+    from ..inference.checkpoint import build_model, read_task_checkpoint, torch_device
     from .models import ENHANCERS
 
     ckpt = read_task_checkpoint(path, expect=("enhance",), trust=trust)
     net = build_model(ckpt, path, ENHANCERS)
-    return net.to(torch.device(device)), ckpt["hyper_parameters"]
+    return net.to(torch_device(device)), ckpt["hyper_parameters"]
 
 
 @torch.no_grad()

@@ -85,3 +85,27 @@ def build_model(ckpt: dict, path: str | Path, registry=None):
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint '{path}' does not fit model '{name}': {str(e)[:300]}") from None
     return model.eval()
+
+
+def torch_device(name: str):
+    """``torch.device(name)``, checked: an unknown device, or a GPU this machine does not have, is a
+    :class:`ConfigError` naming it (instead of a driver error from inside torch)."""
+    import torch
+
+    from ..errors import ConfigError
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"--device '{name}' is not a device; expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: no CUDA device is available on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                              f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device '{name}' is not supported; expected cpu, cuda or cuda:N")
+    return dev

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..data.preprocess import letterbox
-from .checkpoint import build_model, read_task_checkpoint
+from .checkpoint import build_model, read_task_checkpoint, torch_device
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Classifier:
     @classmethod
     def from_loaded(cls, ckpt: dict, path: str | Path, *, device: str = "cpu") -> "Classifier":
         hp = ckpt["hyper_parameters"]
-        dev = torch.device(device)
+        dev = torch_device(device)
         classes = list((hp.get("data") or {}).get("classes") or [])
         return cls(build_model(ckpt, path).to(dev), int(hp["image_size"]), classes, hp, dev)
 

@@ -18,7 +18,7 @@ import torch
 
 from ..data.preprocess import Letterbox, letterbox, unletterbox
 from ..data.resample import area_resize, bilinear_rows, unit_scale
-from .checkpoint import build_model, read_task_checkpoint
+from .checkpoint import build_model, read_task_checkpoint, torch_device
 
 LARGE_PIXELS = 4096 * 4096
 
@@ -73,7 +73,7 @@ class Segmenter:
                     tta: bool = False, large_pixels: int | None = None) -> "Segmenter":
         """From a checkpoint already read by :func:`sonokit.inference.read_task_checkpoint`."""
         hp = ckpt["hyper_parameters"]
-        dev = torch.device(device)
+        dev = torch_device(device)
         return cls(build_model(ckpt, path).to(dev), int(hp["image_size"]), hp, dev, threshold, tta, large_pixels)
 
     @property

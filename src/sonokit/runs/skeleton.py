@@ -137,6 +137,9 @@ def fit_run(cfg, build: Callable[..., Prepared], *, resume: bool = False, log: C
     out.mkdir(parents=True, exist_ok=True)
     for p in clean_orphans(out):
         say(f"removed {p}, a temporary file left by an interrupted write")
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA device is available on this "
+                          "machine; use trainer.accelerator=cpu (or auto)")
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -154,7 +157,12 @@ def fit_run(cfg, build: Callable[..., Prepared], *, resume: bool = False, log: C
         say(f"trainable parameters: {counts['trainable']:,} of {counts['total']:,}")
     state = RunState(last, out / "metrics.csv", every_n_steps=cfg.trainer.checkpoint_every_n_steps)
     callbacks = [state] + ([best_checkpoint(out, prep.monitor, maximize=prep.maximize)] if prep.monitor else [])
-    trainer = make_trainer(cfg, out, callbacks, log=log, prefix=prefix)
+    try:
+        trainer = make_trainer(cfg, out, callbacks, log=log, prefix=prefix)
+    except Exception as e:  # Lightning's MisconfigurationException (devices, strategy, precision)
+        if type(e).__name__ != "MisconfigurationException":
+            raise
+        raise ConfigError(f"trainer: {e}") from None
     if resume:
         from ..serialization import load_checkpoint
 
