@@ -24,7 +24,7 @@ def test_model_forward_backward_all_params_get_grad(name):
 
 
 def test_every_registered_model_builds():
-    small = {"decoder_channels": (16, 16, 16, 16, 16), "channels": 16}
+    small = {"decoder_channels": (16, 16, 16, 16, 16), "channels": 16, "sam_variant": "vit_tiny"}
     for name in list_models():
         params, _ = MODELS.parameters(name)
         m = create_model(name, **{k: v for k, v in small.items() if k in params}).eval()

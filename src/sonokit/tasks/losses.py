@@ -146,3 +146,4 @@ def total_loss(terms: list[LossTerm], outputs: dict, batch: dict) -> tuple[torch
     parts = {t.name: t(outputs, batch) for t in terms}
     total = sum(t.weight * parts[t.name] for t in terms)
     return total, parts
+from . import losses_sam  # noqa: E402,F401  (registers the SF-RecSAM losses)
