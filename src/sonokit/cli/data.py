@@ -114,6 +114,10 @@ def split(
                   f"({len(sp['duplicate_groups'])} duplicate groups kept together)")
     for part in ("train", "val", "test"):
         console.print(f"  {part}: {sp['counts'][part]}")
+    excluded = sp["params"].get("excluded_unreadable") or []
+    if excluded:
+        console.print(f"  left out {len(excluded)} unreadable image(s) (see `sonokit data check {path}`): "
+                      + ", ".join(excluded[:10]) + (", ..." if len(excluded) > 10 else ""), highlight=False)
 
 
 @app.command("pin")

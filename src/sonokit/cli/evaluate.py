@@ -27,6 +27,9 @@ def evaluate_cmd(
                                             "(the result records the warning)."),
     save_overlays: bool = typer.Option(False, "--save-overlays", help="Segmentation: also write "
                                        "NAME_overlays/ID.png, the image | ground truth (green) | prediction (red)."),
+    save_uncertainty: bool = typer.Option(False, "--save-uncertainty", help="Segmentation: also write the "
+                                          "model's uncertainty and FP / FN correction maps (sfrecsam with a "
+                                          "corrector) as NAME_uncertainty/ID.png, NAME_fp/ID.png, NAME_fn/ID.png (x 255)."),
     trust: bool = trust_option(),
 ) -> None:
     """Evaluate a checkpoint on held-out data. Segmentation: Dice, IoU, HD95 (mm when spacing is known),
@@ -39,7 +42,7 @@ def evaluate_cmd(
 
     res = evaluate(checkpoint, split=split, data=data, format=format, split_file=split_file, out=out, name=name,
                    device=device, threshold=threshold, tta=tta, allow_changed_data=allow_changed_data, trust=trust,
-                   save_overlays=save_overlays, log=say)
+                   save_overlays=save_overlays, save_uncertainty=save_uncertainty, log=say)
     console = Console()
     t = Table(title=f"{res['name']}: {res['n']} images of {res['data_root']}")
     t.add_column("metric")

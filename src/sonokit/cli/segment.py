@@ -52,6 +52,10 @@ def segment_cmd(
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
     tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirrored prediction (2x slower)."),
     save_prob: bool = typer.Option(False, help="Also write the probability map as NAME_prob.png (x 255)."),
+    save_uncertainty: bool = typer.Option(False, "--save-uncertainty", help="Also write the model's uncertainty "
+                                          "and false-positive / false-negative correction maps as "
+                                          "NAME_uncertainty.png, NAME_fp.png, NAME_fn.png (x 255, original size), "
+                                          "when the model returns them (sfrecsam with a corrector)."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first unreadable image instead of "
                                    "skipping it."),
     trust: bool = trust_option(),
@@ -70,15 +74,21 @@ def segment_cmd(
     console = make_console()
     seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust)
     plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
-    empty = 0
+    empty, extras = 0, 0
     for item in plan.items:
-        res = batch.run(item.path, lambda: segment_to_files(seg, item, out, save_prob=save_prob))
+        res = batch.run(item.path, lambda: segment_to_files(seg, item, out, save_prob=save_prob,
+                                                            save_uncertainty=save_uncertainty))
         if res is not None:
             empty += res.max_prob < threshold
+            extras += bool(res.extras)
             console.print(res.line(), markup=False)
     console.print(f"{batch.summary()}; masks and overlays in {out}", markup=False)
     if empty:
         console.print(f"[yellow]{empty} of {batch.done} predictions are empty[/] (max probability below {threshold}); "
                       "check that the images resemble the training data, or lower --threshold")
+    if save_uncertainty and batch.done and not extras:
+        console.print(f"note: --save-uncertainty: model '{seg.hparams.get('model')}' returns no uncertainty or "
+                      "correction maps (sfrecsam with a corrector does); only masks and overlays were written",
+                      markup=False)
     if batch.failed:
         raise typer.Exit(1)

@@ -122,7 +122,7 @@ class EnhanceTargets:
                 continue
             if min(t.shape) < min_side:
                 self.skipped.append((sid, f"frame is {t.shape[1]}x{t.shape[0]} px (after max_side), smaller than "
-                                          f"the {min_side}-px crop it needs"))
+                                          f"the {min_side}-px crop it needs (patch size plus degradation margin)"))
                 continue
             self.ids.append(sid)
             self.targets.append(t)
@@ -160,6 +160,14 @@ class EnhanceTargets:
         return len(self.ids)
 
 
+def _none_usable(part: str, targets: EnhanceTargets) -> str:
+    """The message for a split part left without frames: why, with the first frame's reason."""
+    if not targets.skipped:
+        return f"no usable {part} frames: none were given (the {part} part of the split is empty)"
+    sid, why = targets.skipped[0]
+    return f"no usable {part} frames: all {len(targets.skipped)} were skipped; e.g. '{sid}': {why}"
+
+
 class TargetCropDataset(torch.utils.data.Dataset):
     """``patches_per_epoch`` random square crops of the targets: ``{"target": (1, crop, crop) float32}``.
 
@@ -173,7 +181,7 @@ class TargetCropDataset(torch.utils.data.Dataset):
 
     def __init__(self, targets: EnhanceTargets, *, crop: int, patches_per_epoch: int, seed: int = 0) -> None:
         if len(targets) == 0:
-            raise DataError("no usable training frames (all were skipped or none were given)")
+            raise DataError(_none_usable("training", targets))
         if patches_per_epoch < 1:
             raise ValueError(f"patches_per_epoch must be >= 1, found {patches_per_epoch}")
         small = [sid for sid, t in zip(targets.ids, targets.targets) if min(t.shape) < crop]
@@ -204,7 +212,7 @@ class CentreCropDataset(torch.utils.data.Dataset):
 
     def __init__(self, targets: EnhanceTargets, *, crop: int) -> None:
         if len(targets) == 0:
-            raise DataError("no usable validation frames (all were skipped or none were given)")
+            raise DataError(_none_usable("validation", targets))
         self.targets, self.crop = targets, int(crop)
 
     def __len__(self) -> int:

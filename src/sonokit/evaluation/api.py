@@ -27,12 +27,13 @@ def evaluate(checkpoint: str | Path, *, split: str = "test", data: str | Path | 
              format: str | None = None, split_file: str | Path | None = None, out: str | Path | None = None,
              name: str | None = None, device: str = "cpu", threshold: float = 0.5, tta: bool = False,
              allow_changed_data: bool = False, trust: bool = False, save_overlays: bool = False,
-             log: Callable[[str], None] | None = print,
+             save_uncertainty: bool = False, log: Callable[[str], None] | None = print,
              progress: Callable[[int, int], None] | None = None) -> dict:
     """Score the segmentation or classification model in ``checkpoint`` on ``split`` of its dataset (or of
     ``data``); writes ``<name>.json`` and ``<name>_per_image.csv`` into ``out`` (default: the run's
     ``eval/``; segmentation with ``save_overlays``: ``<name>_overlays/<id>.png``, image | ground truth |
-    prediction) and returns the result (``aggregate`` for segmentation, ``metrics`` for classification)."""
+    prediction; with ``save_uncertainty`` the model's uncertainty / FP / FN maps as ``<name>_uncertainty/<id>.png``
+    etc.) and returns the result (``aggregate`` for segmentation, ``metrics`` for classification)."""
     from ..data import open_dataset
     from ..data.pin import data_changes
     from ..data.splits import filter_classes, load_split, select_ids, verify_split
@@ -81,7 +82,8 @@ def evaluate(checkpoint: str | Path, *, split: str = "test", data: str | Path | 
 
         seg = Segmenter.from_loaded(ckpt, checkpoint, device=device, threshold=threshold, tta=tta)
         res = evaluate_segmentation(seg, data_root=root, data_format=reader.name, ids=ids, out_dir=out, name=nm,
-                                    progress=progress, save_overlays=save_overlays, extra={"checkpoint": str(checkpoint), "part": split,
+                                    progress=progress, save_overlays=save_overlays,
+                                    save_uncertainty=save_uncertainty, extra={"checkpoint": str(checkpoint), "part": split,
                                                               "split_file": str(sfile) if sfile else None,
                                                               "data_warnings": warnings})
     else:

@@ -26,6 +26,7 @@ def evaluate_segmentation(
     batch_size: int = 8,
     save_predictions: bool = True,
     save_overlays: bool = False,
+    save_uncertainty: bool = False,
     progress: Callable[[int, int], None] | None = None,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
     extra: dict | None = None,
@@ -35,7 +36,9 @@ def evaluate_segmentation(
     Returns ``{"name", "n", "skipped", "aggregate": {metric: {mean, std, n}}, "rows": [...]}`` and, with
     ``out_dir``, writes ``<name>.json``, ``<name>_per_image.csv`` and predicted masks under ``<name>_pred/``;
     with ``save_overlays`` also ``<name>_overlays/<id>.png``: image | ground truth (green) | prediction (red)
-    side by side (:func:`sonokit.reports.gallery.write_overlay`).
+    side by side (:func:`sonokit.reports.gallery.write_overlay`); with ``save_uncertainty`` the model's extra
+    maps when it returns them (:data:`sonokit.inference.segmenter.EXTRA_OUTPUTS`), x 255 at original size, as
+    ``<name>_uncertainty/<id>.png``, ``<name>_fp/<id>.png``, ``<name>_fn/<id>.png``.
     ``transform`` maps each (1, H, W) image to the (1, H, W) image the model sees (e.g. an enhancer run before
     segmentation); the mask and the metrics stay those of the original image.
     """
@@ -59,8 +62,13 @@ def evaluate_segmentation(
             batch.append(s)
         if not batch:
             continue
-        probs = segmenter.predict_batch([s.image if transform is None else transform(s.image) for s in batch])
-        for s, pr in zip(batch, probs):
+        seen = [s.image if transform is None else transform(s.image) for s in batch]
+        if save_uncertainty and out is not None:  # the probability and the model's extra maps
+            maps = segmenter.predict_maps(seen)
+        else:
+            maps = [{"prob": p} for p in segmenter.predict_batch(seen)]
+        for s, mp in zip(batch, maps):
+            pr = mp.pop("prob")
             pred = pr >= segmenter.threshold
             m = segmentation_metrics(pred, s.mask[0], s.spacing)
             rows.append({"id": s.id, "label": s.label or "", "height": s.size[0], "width": s.size[1],
@@ -72,6 +80,8 @@ def evaluate_segmentation(
                 from ..reports.gallery import write_overlay
 
                 write_overlay(out / f"{name}_overlays" / f"{safe_name(s.id)}.png", s.image, s.mask, pred)
+            for k, extra_map in mp.items():  # extra maps in [0, 1] (only with save_uncertainty)
+                write_png(out / f"{name}_{k}" / f"{safe_name(s.id)}.png", extra_map)
     if progress:
         progress(len(ids), len(ids))
     if not rows:

@@ -3,7 +3,10 @@
 Outputs in the output folder, per input ``NAME`` (see :mod:`sonokit.data.inputs` for the names):
 ``NAME_mask.png`` (0/255), ``NAME_overlay.png`` (the mask tinted over the image; for a large image, see
 :mod:`sonokit.inference.segmenter`, downscaled to at most :data:`~sonokit.reports.overlay.OVERLAY_MAX_SIDE`
-pixels on its long side) and, on request, ``NAME_prob.png`` (probability x 255).
+pixels on its long side) and, on request, ``NAME_prob.png`` (probability x 255) and, with ``save_uncertainty``,
+the model's extra maps when it returns them (SF-RecSAM with a corrector; :data:`EXTRA_FILES`), all at the
+input's size: ``NAME_uncertainty.png`` (uncertainty in [0, 1] x 255), ``NAME_fp.png`` / ``NAME_fn.png`` (the
+false-positive / false-negative corrector's probability x 255).
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ import numpy as np
 
 from ..data.inputs import InputItem, read_input
 from ..data.io import write_gray_png, write_png
-from .segmenter import Segmenter
+from .segmenter import EXTRA_OUTPUTS, Segmenter
+
+EXTRA_FILES = tuple(name for name, _ in EXTRA_OUTPUTS.values())  # NAME_<map>.png, in this order
 
 
 @dataclass
@@ -29,6 +34,7 @@ class SegmentedImage:
     area_mm2: float | None  # when the input records its pixel spacing (DICOM)
     large: bool
     overlay_size: tuple[int, int]  # (h, w) of the overlay written
+    extras: tuple[str, ...] = ()  # the extra maps written (NAME_<map>.png)
 
     def line(self) -> str:
         size = f"{self.width}x{self.height} px"
@@ -36,20 +42,23 @@ class SegmentedImage:
             size += (f" (large image: reduced in row chunks for the model; overlay written at "
                      f"{self.overlay_size[1]}x{self.overlay_size[0]} px)")
         mm = f", {self.area_mm2:.1f} mm²" if self.area_mm2 is not None else ""
+        more = f"; wrote {', '.join(f'{self.name}_{k}.png' for k in self.extras)}" if self.extras else ""
         return (f"{self.name}: {size}, foreground {100 * self.foreground:.2f}%{mm}, "
-                f"max probability {self.max_prob:.3f}")
+                f"max probability {self.max_prob:.3f}{more}")
 
 
-def segment_to_files(seg: Segmenter, item: InputItem, out: Path, *, save_prob: bool = False) -> SegmentedImage:
+def segment_to_files(seg: Segmenter, item: InputItem, out: Path, *, save_prob: bool = False,
+                     save_uncertainty: bool = False) -> SegmentedImage:
     """Read ``item`` (large images without a float copy), segment it with ``seg`` and write its files into
-    ``out``. Raises :class:`~sonokit.errors.DataError` (or ``ValueError``) for a bad input."""
+    ``out`` (``save_uncertainty``: also the model's extra maps, when it has any). Raises
+    :class:`~sonokit.errors.DataError` (or ``ValueError``) for a bad input."""
     from PIL import Image
 
     from ..data.io import atomic_write
     from ..reports.overlay import overlay, overlay_downscaled
 
     inp = read_input(item, lowmem_above=seg.large_threshold)
-    res = seg.segment(inp.image)
+    res = seg.segment(inp.image, extras=save_uncertainty)
     image = inp.image.reshape(inp.image.shape[-2:])
     H, W = image.shape
     write_png(out / f"{item.name}_mask.png", res.mask)
@@ -57,6 +66,16 @@ def segment_to_files(seg: Segmenter, item: InputItem, out: Path, *, save_prob: b
     atomic_write(out / f"{item.name}_overlay.png", lambda tmp: Image.fromarray(ov).save(tmp, format="PNG"))
     if save_prob:
         (write_gray_png if res.prob.dtype == np.uint8 else write_png)(out / f"{item.name}_prob.png", res.prob)
+    for k in EXTRA_FILES:
+        if k in res.extras:
+            write_map_png(out / f"{item.name}_{k}.png", res.extras[k])
     sp = inp.spacing
     area = res.foreground * H * W * sp[0] * sp[1] if sp else None
-    return SegmentedImage(item.name, H, W, res.foreground, res.max_prob, area, res.large, ov.shape[:2])
+    return SegmentedImage(item.name, H, W, res.foreground, res.max_prob, area, res.large, ov.shape[:2],
+                          tuple(k for k in EXTRA_FILES if k in res.extras))
+
+
+def write_map_png(path: Path, m: np.ndarray) -> Path:
+    """A map in [0, 1] (float, or uint8 already x 255) as an 8-bit gray PNG, value x 255 rounded."""
+    a = m if m.dtype == np.uint8 else np.round(np.clip(m, 0, 1) * 255).astype(np.uint8)
+    return write_gray_png(path, a)

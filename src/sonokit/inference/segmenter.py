@@ -7,32 +7,41 @@ the image (uint8/uint16 as read, or float) is area-averaged in row chunks straig
 (:func:`sonokit.data.resample.area_resize`), predicted, and the small logit map is resized to the full size in
 row chunks (:func:`sonokit.data.resample.bilinear_rows`, the same bilinear resize). Smaller images keep the
 plain path, so evaluation numbers do not depend on this.
+
+**Extra outputs.** Models that return more than ``logits`` (SF-RecSAM: ``uncertainty``, ``fp_logits``,
+``fn_logits``) have them kept on request (:meth:`Segmenter.predict_maps`, ``segment(..., extras=True)``) as
+maps in [0, 1] named by :data:`EXTRA_OUTPUTS` (``uncertainty``; ``fp`` / ``fn``: the corrector branches'
+probabilities), mapped back through the letterbox to the image's size exactly as the probability is.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.preprocess import Letterbox, letterbox, unletterbox
-from ..data.resample import area_resize, bilinear_rows, unit_scale
+from ..data.resample import area_resize, bilinear_resize, bilinear_rows, unit_scale
 from .checkpoint import build_model, read_task_checkpoint, torch_device
 
 LARGE_PIXELS = 4096 * 4096
+#: model outputs kept as extra maps: output name -> (map name, the output is a logit)
+EXTRA_OUTPUTS = {"uncertainty": ("uncertainty", False), "fp_logits": ("fp", True), "fn_logits": ("fn", True)}
 
 
 @dataclass
 class Segmentation:
     """One image's result: ``mask`` (H, W) bool (probability >= threshold), ``prob`` (H, W) float32 in [0, 1],
-    or uint8 (probability x 255, rounded) for a large image; ``large``: it took the large-image path."""
+    or uint8 (probability x 255, rounded) for a large image; ``large``: it took the large-image path;
+    ``extras``: the model's extra maps (:data:`EXTRA_OUTPUTS`) at (H, W), same dtypes as ``prob``, when asked for."""
 
     mask: np.ndarray
     prob: np.ndarray
     max_prob: float
     foreground: float  # fraction of pixels in the mask
     large: bool = False
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _unit_float(im) -> np.ndarray:
@@ -88,10 +97,16 @@ class Segmenter:
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Probability maps (H_i, W_i) float32 for a list of (1, H_i, W_i) or (H_i, W_i) images in [0, 1]
         (integer images are scaled: uint8 / 255, uint16 / 65535)."""
+        return [m["prob"] for m in self.predict_maps(images, extras=False)]
+
+    @torch.no_grad()
+    def predict_maps(self, images: list[np.ndarray], *, extras: bool = True) -> list[dict[str, np.ndarray]]:
+        """Per image ``{"prob": (H_i, W_i) float32, **extra maps}``: the probability and, with ``extras``, the
+        model's extra outputs (:data:`EXTRA_OUTPUTS`, in [0, 1]) mapped back through the letterbox."""
         large = [i for i, im in enumerate(images) if self.is_large(*np.shape(im)[-2:])]
         if large:
-            rest = iter(self.predict_batch([im for i, im in enumerate(images) if i not in large]))
-            return [self.large_prob(im) if i in large else next(rest) for i, im in enumerate(images)]
+            rest = iter(self.predict_maps([im for i, im in enumerate(images) if i not in large], extras=extras))
+            return [self.large_maps(im, extras=extras) if i in large else next(rest) for i, im in enumerate(images)]
         if not images:
             return []
         boxes, xs = [], []
@@ -102,9 +117,15 @@ class Segmenter:
             xs.append(x)
             boxes.append(box)
         x = torch.stack(xs).to(self.device)  # (B, 1, S, S)
-        logits = self.tta_logits(x)
-        # Logits are resized back (bilinear), then squashed: the 0.5 threshold is the logit's zero crossing.
-        return [torch.sigmoid(unletterbox(lg, box))[0].numpy() for lg, box in zip(logits.cpu(), boxes)]
+        logits, more = self.tta_maps(x)
+        out = []
+        for i, box in enumerate(boxes):
+            # Logits are resized back (bilinear), then squashed: the 0.5 threshold is the logit's zero crossing.
+            d = {"prob": torch.sigmoid(unletterbox(logits[i].cpu(), box))[0].numpy()}
+            if extras:
+                d |= {k: unletterbox(v[i].cpu(), box)[0].clamp(0, 1).numpy() for k, v in more.items()}
+            out.append(d)
+        return out
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The model's ``logits`` output (models may return a dict of named outputs), as float."""
@@ -114,33 +135,56 @@ class Segmenter:
     def tta_logits(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`logits`, with ``tta`` the mean of the probabilities of the image and of its mirror (mirrored
         back), as a logit."""
-        logits = self.logits(x)
+        return self.tta_maps(x)[0]
+
+    def maps(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The model's logits (B, 1, S, S) and its extra outputs as maps in [0, 1] (:data:`EXTRA_OUTPUTS`)."""
+        out = self.model(x)
+        if not isinstance(out, dict):
+            return out.float(), {}
+        more = {name: torch.sigmoid(out[k].float()) if is_logit else out[k].float().clamp(0, 1)
+                for k, (name, is_logit) in EXTRA_OUTPUTS.items() if k in out}
+        return out["logits"].float(), more
+
+    def tta_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`maps`; with ``tta`` each map is the mean of the image's and its mirror's (mirrored back)."""
+        logits, more = self.maps(x)
         if self.tta:
-            prob = 0.5 * (torch.sigmoid(logits) + torch.sigmoid(self.logits(x.flip(-1))).flip(-1))
+            lf, mf = self.maps(x.flip(-1))
+            prob = 0.5 * (torch.sigmoid(logits) + torch.sigmoid(lf).flip(-1))
             logits = torch.logit(prob, eps=1e-6)
-        return logits
+            more = {k: 0.5 * (v + mf[k].flip(-1)) for k, v in more.items()}
+        return logits, more
 
     @torch.no_grad()
     def small_logits(self, image: np.ndarray) -> np.ndarray:
         """Large-image path, first half: the logits (h, w) of the letterbox's valid region, the image
         area-averaged to (h, w) in row chunks (no float copy of the image)."""
+        return self.small_maps(image)[0]
+
+    @torch.no_grad()
+    def small_maps(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`small_logits` and the extra maps (h, w) of the same region."""
         image = image.reshape(image.shape[-2:])
         box = Letterbox.fit(*image.shape, self.image_size)
         x = torch.zeros(1, 1, box.size, box.size)
         rs, cs = box.valid()
         x[0, 0, rs, cs] = torch.from_numpy(area_resize(image, box.new_h, box.new_w))
-        return self.tta_logits(x.to(self.device))[0, 0, rs, cs].cpu().numpy()
+        logits, more = self.tta_maps(x.to(self.device))
+        return logits[0, 0, rs, cs].cpu().numpy(), {k: v[0, 0, rs, cs].cpu().numpy() for k, v in more.items()}
 
-    def segment(self, image: np.ndarray, *, rows: int = 256) -> Segmentation:
-        """Mask and probability map of one (H, W) or (1, H, W) image (float in [0, 1], or uint8/uint16).
-        Large images (:meth:`is_large`) go through :meth:`small_logits` and a row-chunked bilinear resize of
-        the logits; their ``prob`` is uint8 (x 255), so memory stays near 2 bytes per pixel."""
+    def segment(self, image: np.ndarray, *, rows: int = 256, extras: bool = False) -> Segmentation:
+        """Mask and probability map of one (H, W) or (1, H, W) image (float in [0, 1], or uint8/uint16), and
+        with ``extras`` the model's extra maps. Large images (:meth:`is_large`) go through :meth:`small_maps`
+        and a row-chunked bilinear resize; their ``prob`` and extra maps are uint8 (x 255), so memory stays
+        near 2 bytes per pixel (plus one per extra map)."""
         H, W = np.shape(image)[-2:]
         if not self.is_large(H, W):
-            prob = self.predict(image)
+            maps = self.predict_maps([image], extras=extras)[0]
+            prob = maps.pop("prob")
             mask = prob >= self.threshold
-            return Segmentation(mask, prob, float(prob.max()), float(mask.mean()))
-        small = self.small_logits(np.asarray(image))
+            return Segmentation(mask, prob, float(prob.max()), float(mask.mean()), extras=maps)
+        small, more = self.small_maps(np.asarray(image))
         mask, prob8 = np.empty((H, W), bool), np.empty((H, W), np.uint8)
         top, fg = 0.0, 0
         for r0, r1, lg in bilinear_rows(small, H, W, rows=rows):
@@ -148,16 +192,31 @@ class Segmenter:
             mask[r0:r1] = p >= self.threshold
             prob8[r0:r1] = np.round(p * 255)
             top, fg = max(top, float(p.max())), fg + int(mask[r0:r1].sum())
-        return Segmentation(mask, prob8, top, fg / (H * W), large=True)
+        maps = {k: _rows_uint8(v, H, W, rows) for k, v in more.items()} if extras else {}
+        return Segmentation(mask, prob8, top, fg / (H * W), large=True, extras=maps)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         return self.predict_batch([image])[0]
 
     def large_prob(self, image: np.ndarray, *, rows: int = 256) -> np.ndarray:
         """The large-image path's probability map (H, W) as float32 (for :meth:`predict_batch`)."""
+        return self.large_maps(image, rows=rows, extras=False)["prob"]
+
+    def large_maps(self, image: np.ndarray, *, rows: int = 256, extras: bool = True) -> dict[str, np.ndarray]:
+        """The large-image path's probability and (``extras``) extra maps (H, W) as float32."""
         H, W = np.shape(image)[-2:]
-        small = self.small_logits(np.asarray(image))
-        out = np.empty((H, W), np.float32)
+        small, more = self.small_maps(np.asarray(image))
+        out = {"prob": np.empty((H, W), np.float32)}
         for r0, r1, lg in bilinear_rows(small, H, W, rows=rows):
-            out[r0:r1] = torch.sigmoid(torch.from_numpy(lg)).numpy()
+            out["prob"][r0:r1] = torch.sigmoid(torch.from_numpy(lg)).numpy()
+        if extras:
+            out |= {k: np.clip(bilinear_resize(v, H, W, rows=rows), 0, 1) for k, v in more.items()}
         return out
+
+
+def _rows_uint8(small: np.ndarray, H: int, W: int, rows: int) -> np.ndarray:
+    """A small map in [0, 1] resized (bilinear, in row chunks) to (H, W) uint8 x 255."""
+    out = np.empty((H, W), np.uint8)
+    for r0, r1, chunk in bilinear_rows(small, H, W, rows=rows):
+        out[r0:r1] = np.round(np.clip(chunk, 0, 1) * 255)
+    return out
