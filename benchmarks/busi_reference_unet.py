@@ -204,7 +204,8 @@ def write(out: Path, results: list[dict]) -> None:
             ref = np.array([r["aggregate"][m]["mean"] for r in results if r["fraction"] == frac])
             son = np.array([r["value"] for r in ours if r["fraction"] == frac and r["metric"] == m])
             for v in (ref, son):
-                cells.append(fmt_mean_std(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0) if v.size else "n/a")
+                cells.append(fmt_mean_std(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, n=v.size)
+                             if v.size else "n/a")
         cells.append(len([r for r in results if r["fraction"] == frac]))
         table.append(cells)
     doc = {"benchmark": "busi_reference_unet", "split": "splits/busi_v1.json", "classes": list(CLASSES),

@@ -89,7 +89,7 @@ def main() -> None:
             runs_meta.append({"seed": seed, "fraction": frac, "train_images": n_train, "test_images": ev["n"],
                               "epochs": preset["epochs"][frac], "seconds": round(secs, 1)})
             for m in METRICS:
-                rows.append({"method": "supervised", "model": cfg.model.name, "dataset": "busi", "split": "test",
+                rows.append({"method": "supervised", "model": cfg.model["name"], "dataset": "busi", "split": "test",
                              "fraction": frac, "seed": seed, "metric": m, "value": ev["aggregate"][m]["mean"],
                              "commit": rev})
             print(f"seed {seed} fraction {frac:g}: test Dice {ev['aggregate']['dice']['mean']:.4f} "
@@ -104,7 +104,8 @@ def write(out: Path, args, preset: dict, rows: list[dict], runs_meta: list[dict]
         seeds = sorted({r["seed"] for r in rows if r["fraction"] == frac})
         for m in ("dice", "iou", "hd95"):
             v = np.array([r["value"] for r in rows if r["fraction"] == frac and r["metric"] == m])
-            cells.append(fmt_mean_std(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0) if v.size else "n/a")
+            cells.append(fmt_mean_std(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, n=v.size)
+                         if v.size else "n/a")
         cells.append(len(seeds))
         table.append(cells)
     doc = {"benchmark": "busi_supervised", "preset": args.preset, "config": preset["config"],
