@@ -4,10 +4,16 @@ Both read the training checkpoint safely and rebuild its model from the registry
 registered segmentation or classification model exports the same way. ONNX input: ``image`` (B, 1, H, W)
 float32 in [0, 1] (letterboxed to the training size as sonokit does); output ``logits`` (the model's
 ``logits`` when it returns several outputs).
+
+A model whose forward pass cannot be traced as a whole (data-dependent prompts, stochastic passes) defines
+``onnx_module() -> {"module", "note", "dynamic_size"}``: the traceable part to export, a note saying what the
+graph holds and leaves out (printed by ``sonokit export`` and stored in the ONNX file's metadata as
+``sonokit_note``), and whether height and width may vary. SF-RecSAM's: :mod:`sonokit.models.sam.graph`.
 """
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,8 +21,10 @@ import torch
 from .errors import ConfigError
 
 
-def export_model(checkpoint: str | Path, out: str | Path, *, trust: bool = False) -> str:
-    """Export the model of ``checkpoint`` to ``out`` (.safetensors or .onnx); returns the model's name."""
+def export_model(checkpoint: str | Path, out: str | Path, *, trust: bool = False,
+                 log=None) -> str:
+    """Export the model of ``checkpoint`` to ``out`` (.safetensors or .onnx); returns the model's name.
+    ``log`` receives the note of a model that exports only part of itself to ONNX (:func:`export_onnx`)."""
     from .inference import build_model, read_task_checkpoint
 
     out = Path(out)
@@ -28,7 +36,9 @@ def export_model(checkpoint: str | Path, out: str | Path, *, trust: bool = False
     if out.suffix == ".safetensors":
         export_safetensors(model, hp, out)
     else:
-        export_onnx(model, int(hp["image_size"]), out, task=hp.get("task", "segment"))
+        note = export_onnx(model, int(hp["image_size"]), out, task=hp.get("task", "segment"))
+        if note and log is not None:
+            log(f"note: {note}")
     return str(hp["model"])
 
 
@@ -77,18 +87,31 @@ class _LogitsOnly(torch.nn.Module):
 
 
 def export_onnx(model: torch.nn.Module, image_size: int, out: str | Path, *, task: str = "segment",
-                opset: int = 17) -> Path:
-    """ONNX graph with dynamic batch, height and width (needs the ``onnx`` extra: pip install 'sonokit[onnx]')."""
+                opset: int = 17) -> str | None:
+    """ONNX graph with dynamic batch, height and width (needs the ``onnx`` extra: pip install 'sonokit[onnx]').
+    A model with ``onnx_module()`` exports what that returns (module docstring); returns its note, else None."""
     try:
-        import onnx  # noqa: F401
+        import onnx
     except ImportError:
         raise ConfigError("ONNX export needs the 'onnx' package: pip install 'sonokit[onnx]'") from None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    net = _LogitsOnly(model.cpu().eval())
+    model = model.cpu().eval()
+    part = model.onnx_module() if callable(getattr(model, "onnx_module", None)) else None
+    net = _LogitsOnly(part["module"] if part else model).eval()
+    dynamic = part.get("dynamic_size", True) if part else True
+    size = {2: "height", 3: "width"} if dynamic else {}
     x = torch.rand(1, 1, image_size, image_size)
-    torch.onnx.export(net, (x,), str(out), input_names=["image"], output_names=["logits"], opset_version=opset,
-                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                    "logits": {0: "batch", 2: "height", 3: "width"} if task == "segment" else {0: "batch"}},
-                      dynamo=False)
-    return out
+    with warnings.catch_warnings():
+        if part:  # the module was written for tracing: its shape-derived constants are meant
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(net, (x,), str(out), input_names=["image"], output_names=["logits"], opset_version=opset,
+                          dynamic_axes={"image": {0: "batch", **size},
+                                        "logits": {0: "batch", **size} if task == "segment" else {0: "batch"}},
+                          dynamo=False)
+    note = part.get("note") if part else None
+    if note:
+        m = onnx.load(str(out))
+        onnx.helper.set_model_props(m, {"sonokit_note": note})
+        onnx.save(m, str(out))
+    return note

@@ -23,7 +23,7 @@ print(json.dumps([m for m in HEAVY if m in sys.modules]))
 @pytest.mark.parametrize("argv", [["--help"], ["train", "segment", "--help"], ["train", "classify", "--help"],
                                   ["pretrain", "--help"], ["evaluate", "--help"], ["segment", "--help"],
                                   ["enhance", "--help"], ["data", "split", "--help"], ["models", "--help"],
-                                  ["experiment", "ssl-grid", "--help"]])
+                                  ["experiment", "ssl-grid", "--help"], ["experiment", "ablation", "--help"]])
 def test_help_imports_nothing_heavy(argv):
     code = f"HEAVY = {HEAVY!r}\n" + PROBE
     r = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, timeout=120)

@@ -47,7 +47,8 @@ def report_cmd(
     """Write one self-contained HTML report of a run (or a folder of runs): each run's config, checkpoint, split
     and data warnings; metrics by task (segmentation: Dice, IoU, HD95, ...; classification: accuracy, balanced
     accuracy, AUROC, recall per class, confusion matrix), mean ± std over runs of one config; training curves
-    (pretraining apart); best / median / worst cases as image | ground truth | prediction."""
+    (pretraining apart); best / median / worst cases as image | ground truth | prediction, and with
+    `sonokit evaluate --save-uncertainty` as image | uncertainty heat-map | FP / FN maps."""
     from ..reports import build_report
 
     path = build_report(run_dir, out)
@@ -60,10 +61,11 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output file: .safetensors or .onnx."),
     trust: bool = trust_option(),
 ) -> None:
-    """Export a trained model to safetensors (weights + metadata) or ONNX (dynamic batch and image size)."""
+    """Export a trained model to safetensors (weights + metadata) or ONNX (dynamic batch and image size).
+    Models that export only part of themselves to ONNX say what (SF-RecSAM: the base network, no corrector)."""
     from ..export import export_model
 
-    what = export_model(checkpoint, out, trust=trust)
+    what = export_model(checkpoint, out, trust=trust, log=err)
     err(f"exported {what} to {out}")
 
 

@@ -125,28 +125,65 @@ def from_dict(cls, data: dict, where: str = "", base=None):
     return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
+def _parse_override(ov: str) -> tuple[str, object]:
+    if "=" not in ov:
+        raise ConfigError(f"override '{ov}' must look like key.subkey=value (or STAGE:key.subkey=value)")
+    key, raw = ov.split("=", 1)
+    try:
+        return key, (yaml.safe_load(raw) if raw != "" else None)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override '{ov}': the value is not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+def _set_dotted(data: dict, key: str, value) -> None:
+    node = data
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{key}': '{p}' is not a section")
+    node[parts[-1]] = value
+
+
+def _stage_sets(data: dict) -> list[tuple[str, dict]]:
+    """``(name, set)`` of each stage of a raw config dict (``set`` created when absent)."""
+    stages = data.get("stages") or []
+    if not isinstance(stages, list):
+        return []
+    out = []
+    for st in stages:
+        if isinstance(st, dict):
+            if not isinstance(st.get("set"), dict):
+                st["set"] = dict(st.get("set") or {})
+            out.append((str(st.get("name", "stage")), st["set"]))
+    return out
+
+
 def apply_overrides(data: dict, overrides: list[str] | dict | None) -> dict:
-    """Apply dotted overrides (``["optim.lr=3e-4", ...]`` or ``{"optim.lr": 3e-4}``) to a raw config dict."""
-    items: list[tuple[str, object]] = []
-    if isinstance(overrides, dict):
-        items = list(overrides.items())
-    else:
-        for ov in overrides or []:
-            if "=" not in ov:
-                raise ConfigError(f"override '{ov}' must look like key.subkey=value")
-            key, raw = ov.split("=", 1)
-            try:
-                items.append((key, yaml.safe_load(raw) if raw != "" else None))
-            except yaml.YAMLError as e:
-                raise ConfigError(f"override '{ov}': the value is not valid YAML ({str(e).splitlines()[0]})") from None
+    """Apply dotted overrides (``["optim.lr=3e-4", ...]`` or ``{"optim.lr": 3e-4}``) to a raw config dict.
+
+    With ``stages:``, an override of a key that a stage's ``set`` also holds replaces the stage's value too
+    (the command line wins in every stage), and ``STAGE:key=value`` overrides ``key`` in the stage named
+    STAGE only (e.g. ``corrector:optim.epochs=5``).
+    """
+    items = list(overrides.items()) if isinstance(overrides, dict) else [_parse_override(ov) for ov in overrides or []]
     for key, value in items:
-        node = data
-        parts = str(key).strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{key}': '{p}' is not a section")
-        node[parts[-1]] = value
+        key = str(key).strip()
+        stage, colon, sub = key.partition(":")
+        if colon:
+            sets = dict(_stage_sets(data))
+            if stage not in sets:
+                raise ConfigError(f"override '{key}': the config has no stage '{stage}' "
+                                  f"(its stages: {', '.join(sets) or 'none'}); use STAGE:key=value")
+            if not sub:
+                raise ConfigError(f"override '{key}': name a key after the stage, e.g. {stage}:optim.epochs=5")
+            sets[stage][sub] = value
+            continue
+        _set_dotted(data, key, value)
+        if key != "stages":
+            for _, sset in _stage_sets(data):
+                if key in sset:
+                    sset[key] = value
     return data
 
 

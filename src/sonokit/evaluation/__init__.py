@@ -1,8 +1,10 @@
 """Evaluation of trained models on held-out data: ``evaluate(checkpoint, ...)`` (the API and the CLI's
-``sonokit evaluate``), and the per-task scorers it calls."""
+``sonokit evaluate``), the per-task scorers it calls, and paired per-image comparisons of two models."""
 from ..data.io import safe_name
 from .api import default_name, evaluate
 from .classify import evaluate_classification
+from .paired import mean_per_image, paired_bootstrap, per_image
 from .segment import evaluate_segmentation
 
-__all__ = ["evaluate", "evaluate_segmentation", "evaluate_classification", "default_name", "safe_name"]
+__all__ = ["evaluate", "evaluate_segmentation", "evaluate_classification", "default_name", "safe_name",
+           "paired_bootstrap", "per_image", "mean_per_image"]

@@ -69,6 +69,44 @@ class SSLGridConfig:
     ood: list[OODSet] = field(default_factory=list)
 
 
+def eval_sets(data, ood: list[OODSet], out: Path) -> list[dict]:
+    """The evaluation sets of an experiment: the test part of ``data``'s split (a segmentation config's
+    ``data`` section), then each out-of-distribution set (``ood_<name>``; a simulated one is written into
+    ``out/ood_<name>`` once). Each is ``{name, dataset, root, format, ids[, split]}`` for :func:`score_run`."""
+    from ..data import open_dataset
+    from ..data.splits import filter_classes, split_ids
+
+    reader = open_dataset(data.root, data.format)
+    sets = [{"name": "test", "dataset": reader.name, "root": data.root, "format": reader.name, "split": data.split,
+             "ids": split_ids(data.split, "test", reader, data.classes)}]
+    for o in ood:
+        root = o.root
+        if not root:
+            if o.simulate_n < 1:
+                raise ConfigError(f"OOD set '{o.name}' needs a root folder or simulate_n > 0")
+            from ..physics import simulate_phantom
+
+            root = str(Path(out) / f"ood_{o.name}")
+            if not (Path(root) / "labels.csv").exists():
+                simulate_phantom(root, n=o.simulate_n, size=o.simulate_size, seed=o.simulate_seed)
+        r = open_dataset(root, o.format)
+        if o.split:
+            ids = split_ids(o.split, o.part, r, o.classes)
+        else:
+            ids = [i for i in filter_classes(r.ids, r, o.classes) if not r.record(i).missing_mask]
+        if not ids:
+            raise ConfigError(f"OOD set '{o.name}' at '{root}' has no image to score")
+        sets.append({"name": f"ood_{o.name}", "dataset": o.name, "root": root, "format": r.name, "ids": ids})
+    return sets
+
+
+def scored_run(cfg, run_dir: Path) -> Path:
+    """The folder whose ``checkpoints/best.ckpt`` a run's score comes from: ``run_dir``, or for a multi-stage
+    config the last stage's folder ``run_dir/<stage name>``."""
+    stages = getattr(cfg, "stages", None)
+    return run_dir / stages[-1].name if stages else run_dir
+
+
 def score_run(run_dir: Path, *, eval_sets: list[dict], device: str = "cpu") -> dict[str, dict]:
     """Score ``run_dir/checkpoints/best.ckpt`` on each eval set ``{name, root, format, ids}``; cached in eval/."""
     from ..evaluation import evaluate_segmentation
@@ -89,7 +127,8 @@ def score_run(run_dir: Path, *, eval_sets: list[dict], device: str = "cpu") -> d
 
 def train_and_score(cfg, run_dir: Path, *, eval_sets: list[dict], device: str = "cpu", log=None,
                     prefix: str = "") -> dict[str, dict]:
-    """Train (or resume an interrupted) segmentation run, then score its best-on-val checkpoint.
+    """Train (or resume an interrupted) segmentation run, then score its best-on-val checkpoint (of the last
+    stage, for a multi-stage config: :func:`scored_run`).
 
     A run whose ``eval/time.json`` exists finished training and is not trained again. ``log`` receives one
     line per epoch (prefixed with ``prefix``)."""
@@ -98,10 +137,12 @@ def train_and_score(cfg, run_dir: Path, *, eval_sets: list[dict], device: str = 
     timing = run_dir / "eval" / "time.json"
     if not timing.exists():
         t0 = time.time()
-        fit(cfg, resume=(run_dir / "checkpoints" / "last.ckpt").exists(), log=log, prefix=prefix)
+        # stages: each stage resumes itself when it has a checkpoint and is skipped once finished
+        resume = bool(getattr(cfg, "stages", None)) or (run_dir / "checkpoints" / "last.ckpt").exists()
+        fit(cfg, resume=resume, log=log, prefix=prefix)
         timing.parent.mkdir(parents=True, exist_ok=True)
         timing.write_text(json.dumps({"seconds": time.time() - t0}))
-    return score_run(run_dir, eval_sets=eval_sets, device=device)
+    return score_run(scored_run(cfg, run_dir), eval_sets=eval_sets, device=device)
 
 
 def best_val_dice(run_dir: Path) -> float:
@@ -161,32 +202,7 @@ class SSLGrid:
 
     # --- evaluation sets -------------------------------------------------------------------------------
     def eval_sets(self) -> list[dict]:
-        from ..data import open_dataset
-        from ..data.splits import filter_classes, split_ids
-
-        d = self.seg_base.data
-        reader = open_dataset(d.root, d.format)
-        sets = [{"name": "test", "dataset": reader.name, "root": d.root, "format": reader.name, "split": d.split,
-                 "ids": split_ids(d.split, "test", reader, d.classes)}]
-        for o in self.cfg.ood:
-            root = o.root
-            if not root:
-                if o.simulate_n < 1:
-                    raise ConfigError(f"OOD set '{o.name}' needs a root folder or simulate_n > 0")
-                from ..physics import simulate_phantom
-
-                root = str(self.out / f"ood_{o.name}")
-                if not (Path(root) / "labels.csv").exists():
-                    simulate_phantom(root, n=o.simulate_n, size=o.simulate_size, seed=o.simulate_seed)
-            r = open_dataset(root, o.format)
-            if o.split:
-                ids = split_ids(o.split, o.part, r, o.classes)
-            else:
-                ids = [i for i in filter_classes(r.ids, r, o.classes) if not r.record(i).missing_mask]
-            if not ids:
-                raise ConfigError(f"OOD set '{o.name}' at '{root}' has no image to score")
-            sets.append({"name": f"ood_{o.name}", "dataset": o.name, "root": root, "format": r.name, "ids": ids})
-        return sets
+        return eval_sets(self.seg_base.data, self.cfg.ood, self.out)
 
     # --- pretraining --------------------------------------------------------------------------------------
     def resolve_pretext(self, v: Variant) -> str:

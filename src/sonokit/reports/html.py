@@ -11,7 +11,9 @@ For a run folder or a folder of runs (any depth), in order:
 * training curves (:mod:`sonokit.reports.curves`): one figure per task and sweep folder, labelled by run name
   and seed; pretraining in figures of its own;
 * galleries (:mod:`sonokit.reports.gallery`): best, median and worst test cases as rows of image | ground truth
-  | prediction, one gallery per configuration by default, or those the caller names.
+  | prediction, one gallery per configuration by default, or those the caller names; for an evaluation written
+  with ``--save-uncertainty``, the same cases as image | uncertainty heat-map | FP / FN maps
+  (:mod:`sonokit.reports.uncertainty`).
 """
 from __future__ import annotations
 
@@ -78,6 +80,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, title: s
     from .gallery import gallery_section
     from .results import classification_section, segmentation_section
     from .runinfo import load_runs, run_header
+    from .uncertainty import uncertainty_section
 
     root = Path(run_dir)
     if not root.is_dir():
@@ -107,7 +110,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, title: s
             for f in figs))
     chosen = _named_galleries(runs, galleries) if galleries is not None else default_galleries(runs)
     if chosen:
-        sections.append("<h2>Gallery</h2>" + "".join(gallery_section(ev, f"Gallery: {t}") for _, ev, t in chosen))
+        sections.append("<h2>Gallery</h2>" + "".join(gallery_section(ev, f"Gallery: {t}")
+                                                     + uncertainty_section(ev, f"Uncertainty: {t}")
+                                                     for _, ev, t in chosen))
     if len(runs) > MANY_RUNS:
         sections.append(headers)
     return write_page(out_path, "sonokit report", sections)

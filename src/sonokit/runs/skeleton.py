@@ -201,12 +201,27 @@ def fit_stages(cfg, build, *, resume: bool, log, prefix: str, trust: bool = Fals
     names = [s.name for s in cfg.stages]
     if len(set(names)) != len(names):
         raise ConfigError(f"stage names must be unique; found {names}")
-    for i, st in enumerate(cfg.stages):
+    check = getattr(build, "check", None)
+
+    def stage_config(st, init: str | None = None):
         over = {**st.set, "out_dir": str(out / st.name), "name": f"{cfg.name}_{st.name}"}
+        if init is not None:
+            over["init.checkpoint"] = init
+        return build_config(type(cfg), json.loads(json.dumps(base)), over, source=f"stage '{st.name}'")
+
+    for st in cfg.stages:  # every stage's config and its data-free checks, before the first stage trains
+        scfg = stage_config(st)
+        if check is not None:
+            try:
+                check(scfg)
+            except ConfigError as e:
+                raise ConfigError(f"stage '{st.name}': {e}") from None
+    for i, st in enumerate(cfg.stages):
+        init = None
         if previous is not None and st.init_from_previous and "init.checkpoint" not in st.set:
             best = previous / "checkpoints" / "best.ckpt"
-            over["init.checkpoint"] = str(best if best.exists() else previous / "checkpoints" / "last.ckpt")
-        scfg = build_config(type(cfg), json.loads(json.dumps(base)), over, source=f"stage '{st.name}'")
+            init = str(best if best.exists() else previous / "checkpoints" / "last.ckpt")
+        scfg = stage_config(st, init)
         run = Path(scfg.out_dir)
         info = run / "run.json"
         finished = info.exists() and json.loads(info.read_text()).get("status") == "finished"

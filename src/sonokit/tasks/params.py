@@ -4,8 +4,10 @@ Patterns are ``fnmatch`` globs on the names of ``model.named_parameters()`` (e.g
 ``*adapter*``, ``*.bias``). ``freeze`` turns ``requires_grad`` off; ``unfreeze`` turns it back on for
 names that also match a freeze pattern (freeze ``encoder.*`` but train ``*adapter*``). A pattern that
 matches no parameter is an error: it is almost always a typo, and a silently unfrozen SAM encoder costs a
-day of GPU time. Groups assign a learning rate / weight decay to the first group whose patterns match;
-every other trainable parameter goes to the default group.
+day of GPU time. A pattern written ``optional:PATTERN`` may match nothing (a module that only some settings
+of a model have, e.g. ``optional:*fusion*`` in a config whose rows switch the fusion off). Groups assign a
+learning rate / weight decay to the first group whose patterns match; every other trainable parameter goes to
+the default group.
 """
 from __future__ import annotations
 
@@ -16,18 +18,29 @@ from torch import nn
 
 from ..errors import ConfigError
 
+OPTIONAL = "optional:"  # prefix of a pattern that may match no parameter
+
+
+def _glob(pattern: str) -> str:
+    return pattern[len(OPTIONAL):] if pattern.startswith(OPTIONAL) else pattern
+
 
 def _match(name: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    return any(fnmatch.fnmatchcase(name, _glob(p)) for p in patterns)
 
 
 def _check_patterns(names: list[str], patterns: Iterable[str], where: str) -> None:
     for p in patterns:
+        if p.startswith(OPTIONAL):
+            if not _glob(p):
+                raise ConfigError(f"{where} pattern '{p}' has nothing after '{OPTIONAL}'; e.g. '{OPTIONAL}*fusion*'")
+            continue
         if not any(fnmatch.fnmatchcase(n, p) for n in names):
             tops = sorted({n.split(".")[0] for n in names})
             raise ConfigError(f"{where} pattern '{p}' matches no parameter of the model; its top-level modules "
                               f"are {', '.join(tops)} (e.g. '{names[0] if names else '?'}'); patterns are "
-                              "fnmatch globs on parameter names such as 'encoder.*'")
+                              "fnmatch globs on parameter names such as 'encoder.*' ('optional:PATTERN' may "
+                              "match nothing)")
 
 
 def apply_freeze(model: nn.Module, freeze: Iterable[str] = (), unfreeze: Iterable[str] = ()) -> dict:

@@ -40,9 +40,45 @@ def frequency_filter(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if tuple(weight.shape[:-1]) != (x.shape[1], H, W // 2 + 1):
         raise ValueError(f"frequency filter of shape {tuple(weight.shape)} does not fit a {tuple(x.shape)} map; "
                          f"expected ({x.shape[1]}, {H}, {W // 2 + 1}, 2)")
+    if torch.onnx.is_in_onnx_export():  # ONNX has no rFFT op torch's exporter writes: the same map as matmuls
+        return frequency_filter_dft(x, weight)
     X = torch.fft.rfft2(x.float(), norm="ortho")  # (B, C, H, W // 2 + 1) complex
     y = torch.fft.irfft2(X * torch.view_as_complex(weight.float().contiguous()), s=(H, W), norm="ortho")
     return y.to(x.dtype)
+
+
+def dft_matrices(n: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos(2 pi k m / n) / sqrt(n)`` and ``sin(...) / sqrt(n)``, (n, n) float32: an orthonormal DFT's parts."""
+    k = torch.arange(n, dtype=torch.float64)
+    ang = 2 * torch.pi * torch.outer(k, k) / n
+    s = n ** -0.5
+    return (ang.cos() * s).float().to(device), (ang.sin() * s).float().to(device)
+
+
+def frequency_filter_dft(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """:func:`frequency_filter` with real matrix products instead of FFTs (the same map up to float rounding;
+    O(H W (H + W)) per channel, cheap at token-grid sizes): what ONNX export traces.
+
+    rFFT over W: ``A = x Cw - i x Sw`` (the first W // 2 + 1 columns); FFT over H: ``X = (Ch - i Sh) A``; the
+    filter ``Y = K X``; inverse FFT over H: ``B = (Ch + i Sh) Y``; inverse rFFT over W:
+    ``y = Re(B) (c Cw)^T - Im(B) (c Sw)^T`` with ``c = 2`` for the frequencies whose mirror image is not stored
+    (``0 < l < W / 2``) and 1 otherwise.
+    """
+    H, W = x.shape[-2:]
+    L = W // 2 + 1
+    Ch, Sh = dft_matrices(H, x.device)
+    Cw, Sw = (m[:, :L] for m in dft_matrices(W, x.device))  # (W, L)
+    c = torch.full((L,), 2.0, device=x.device)
+    c[0] = 1.0
+    if W % 2 == 0:
+        c[-1] = 1.0
+    xf = x.float()
+    a_re, a_im = xf @ Cw, -(xf @ Sw)  # (B, C, H, L)
+    x_re, x_im = Ch @ a_re + Sh @ a_im, Ch @ a_im - Sh @ a_re
+    k_re, k_im = weight[..., 0].float(), weight[..., 1].float()  # (C, H, L)
+    y_re, y_im = x_re * k_re - x_im * k_im, x_re * k_im + x_im * k_re
+    b_re, b_im = Ch.T @ y_re - Sh.T @ y_im, Ch.T @ y_im + Sh.T @ y_re
+    return (b_re @ (Cw * c).T - b_im @ (Sw * c).T).to(x.dtype)
 
 
 class SpatialFrequencyFusion(nn.Module):

@@ -27,7 +27,8 @@ Training as in the paper (two stages; parameter patterns for ``optim``): stage 1
 ``mc_samples: 0`` (no correction) and Dice + BCE on ``logits`` and ``coarse_logits``; stage 2 freezes the same
 SAM patterns, adapters and fusion included, and trains ``corrector.*`` with the losses of
 :mod:`sonokit.tasks.losses_sam`. The paper also freezes the mask decoder; with randomly initialised SAM (no
-official weights) unfreeze ``mask_decoder.*`` too.
+official weights) unfreeze ``mask_decoder.*`` too. ``configs/sfrecsam_busi_{cpu,paper}.yaml`` express both
+stages; :meth:`SFRecSAM.onnx_module` says what an ONNX export holds (:mod:`.graph`).
 """
 from __future__ import annotations
 
@@ -183,6 +184,12 @@ class SFRecSAM(nn.Module):
             _, u, voted = vote_uncertainty(self.fnpc_votes(emb, boxes))
             refined, _, _ = fnpc_refine(voted, u, image.float(), **self.fnpc)
         return {"logits": mask_logits(initial, refined), "initial_logits": initial, "uncertainty": u.to(initial.dtype)}
+
+    def onnx_module(self) -> dict:
+        """The part of the model an ONNX graph holds, with a note saying what is left out (:mod:`.graph`)."""
+        from .graph import onnx_module
+
+        return onnx_module(self)
 
     # -- forward ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
