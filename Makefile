@@ -8,6 +8,7 @@ SONOKIT := $(VENV)/bin/sonokit
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= demo_out
 DEMO_CONFIG ?= configs/demo_phantom_cpu.yaml
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test bench clean
 
@@ -53,7 +54,9 @@ demo: install
 
 test: install
 	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m pytest -q -p no:cacheprovider
+	# two workers (the CI machine has 2 cores), one torch thread each: 11.5 min in one process, same in two
+	# workers of 2 threads each (oversubscribed); TEST_ARGS adds pytest options, e.g. TEST_ARGS='-m "not slow"'
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) $(TEST_ARGS)
 
 bench: install
 	$(PY) benchmarks/busi_supervised.py --preset cpu
