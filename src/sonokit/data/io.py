@@ -256,6 +256,12 @@ def write_gray_png(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write(path, lambda tmp: Image.fromarray(a).save(tmp, format="PNG"))
 
 
+def write_map_png(path: str | Path, m: np.ndarray) -> Path:
+    """A map in [0, 1] (float, or uint8 already x 255, as the large-image path gives) as an 8-bit gray PNG,
+    value x 255 rounded; unlike :func:`write_png`, a uint8 map is never read as a 0/1 mask."""
+    return write_gray_png(path, m if m.dtype == np.uint8 else to_uint8(m))
+
+
 def safe_name(sample_id: str) -> str:
     """A sample id as a file name: runs of characters other than letters, digits, '.', '_' and '-' become '_'."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id).strip("_")

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from ..data import open_dataset
-from ..data.io import safe_name, write_png
+from ..data.io import safe_name, write_map_png, write_png
 from ..errors import DataError
 from ..inference import Segmenter
 from ..metrics import aggregate, segmentation_metrics
@@ -81,7 +81,7 @@ def evaluate_segmentation(
 
                 write_overlay(out / f"{name}_overlays" / f"{safe_name(s.id)}.png", s.image, s.mask, pred)
             for k, extra_map in mp.items():  # extra maps in [0, 1] (only with save_uncertainty)
-                write_png(out / f"{name}_{k}" / f"{safe_name(s.id)}.png", extra_map)
+                write_map_png(out / f"{name}_{k}" / f"{safe_name(s.id)}.png", extra_map)
     if progress:
         progress(len(ids), len(ids))
     if not rows:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.inputs import InputItem, read_input
-from ..data.io import write_gray_png, write_png
+from ..data.io import write_gray_png, write_map_png, write_png
 from .segmenter import EXTRA_OUTPUTS, Segmenter
 
 EXTRA_FILES = tuple(name for name, _ in EXTRA_OUTPUTS.values())  # NAME_<map>.png, in this order
@@ -74,8 +74,3 @@ def segment_to_files(seg: Segmenter, item: InputItem, out: Path, *, save_prob: b
     return SegmentedImage(item.name, H, W, res.foreground, res.max_prob, area, res.large, ov.shape[:2],
                           tuple(k for k in EXTRA_FILES if k in res.extras))
 
-
-def write_map_png(path: Path, m: np.ndarray) -> Path:
-    """A map in [0, 1] (float, or uint8 already x 255) as an 8-bit gray PNG, value x 255 rounded."""
-    a = m if m.dtype == np.uint8 else np.round(np.clip(m, 0, 1) * 255).astype(np.uint8)
-    return write_gray_png(path, a)
