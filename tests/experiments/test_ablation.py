@@ -136,6 +136,52 @@ def test_sam_rows_with_their_stages_train_and_score(setup):
     assert "full (dual) − SAM + adapters" in md and "(n = 1)" in md
 
 
+def test_a_row_reuses_an_earlier_rows_stage(setup):
+    """Two corrector variants on one trained base: the base folder is a link to the first row's, nothing is trained
+    twice, the differing settings are recorded; a reuse of a later row, an unknown row or stage is an error."""
+    from sonokit.experiments.ablation import AblationRow
+
+    out = setup / "reuse_out"
+    cfg = load_config(setup / "abl.yaml", [f"base={setup / 'sam.yaml'}", "seeds=[0]", f"out_dir={out}"],
+                      cls=AblationConfig)
+    cfg.rows = [AblationRow("base only", ["model.corrector=none"], stages=["base"]),
+                AblationRow("fp", ["model.corrector=fp"], reuse={"base": "base only"}),
+                AblationRow("dual", reuse={"base": "base only"})]
+    logs: list[str] = []
+    abl = Ablation(cfg, log=logs.append)
+    abl.run()
+    runs = out / "runs"
+    base = runs / "base_only" / "frac1_seed0" / "base"
+    stamp = (base / "checkpoints" / "best.ckpt").stat().st_mtime_ns
+    for row in ("fp", "dual"):
+        link = runs / row / "frac1_seed0" / "base"
+        assert link.is_symlink() and link.resolve() == base.resolve()
+        assert (runs / row / "frac1_seed0" / "corrector" / "eval" / "test.json").exists()
+    assert (base / "checkpoints" / "best.ckpt").stat().st_mtime_ns == stamp  # the base trained once
+    # the corrector started from the shared base's best model
+    fp_cfg = yaml.safe_load((runs / "fp" / "frac1_seed0" / "corrector" / "config.yaml").read_text())
+    assert fp_cfg["init"]["checkpoint"].endswith("fp/frac1_seed0/base/checkpoints/best.ckpt")
+    res = json.loads((out / "results.json").read_text())
+    assert res["runs"]["fp|1|0"]["reused_stages"] == {"base": {"row": "base only",
+                                                               "differs": {"model.corrector": ["none", "fp"]}}}
+    assert any("stage 'base' reused from 'base only'" in ln and "model.corrector: none -> fp" in ln for ln in logs)
+    assert {r["row"] for r in res["rows"]} == {"base only", "fp", "dual"}
+    for rows, match in [
+        ([AblationRow("a", reuse={"base": "b"}), AblationRow("b")], "needs 'b' to be a row listed before it"),
+        ([AblationRow("a"), AblationRow("b", reuse={"bse": "a"})], "row 'b' has no stage 'bse'"),
+        ([AblationRow("a", stages=["corrector"]), AblationRow("b", reuse={"base": "a"})], "row 'a' has no stage 'base'"),
+    ]:
+        cfg.rows = rows
+        with pytest.raises(ConfigError, match=match):
+            Ablation(cfg, log=lambda s: None)
+    # a reused stage that has not finished training is an error, not a silent retrain
+    cfg.rows = [AblationRow("a", stages=["base"]), AblationRow("b", reuse={"base": "a"})]
+    cfg.out_dir = str(setup / "reuse_unfinished")
+    abl = Ablation(cfg, log=lambda s: None)
+    with pytest.raises(ConfigError, match="has not finished training"):
+        abl.link_reused(cfg.rows[1], 1.0, 0, abl.row_config(cfg.rows[1], seed=0, fraction=1.0))
+
+
 def test_ood_argument_and_device():
     from sonokit.experiments.ablation import device_overrides
 
@@ -150,7 +196,10 @@ def test_the_sfrecsam_preset_lists_the_papers_rows(monkeypatch):
     cfg = load_config(REPO / "configs" / "sfrecsam_ablation_busi_cpu.yaml", cls=AblationConfig)
     names = [r.name for r in cfg.rows]
     assert names == ["SAM + adapters", "+ spatial-frequency fusion", "+ FP corrector", "+ FN corrector",
-                     "full (SF fusion + dual corrector)", "full, spatial-only fusion"] and cfg.seeds == [0, 1, 2]
+                     "full (SF fusion + dual corrector)", "spatial-only fusion", "full, spatial-only fusion"]
+    assert cfg.seeds == [0, 1, 2]
+    assert [r.reuse.get("base") for r in cfg.rows] == [None, None, *["+ spatial-frequency fusion"] * 3, None,
+                                                       "spatial-only fusion"]
     assert cfg.base == "configs/sfrecsam_busi_cpu.yaml"
     if not (REPO / cfg.base).exists():
         pytest.skip(f"{cfg.base} is not written yet")
@@ -158,7 +207,8 @@ def test_the_sfrecsam_preset_lists_the_papers_rows(monkeypatch):
     abl = Ablation(cfg, log=lambda s: None)  # every row resolves against the base config and passes the checks
     models = [abl.row_config(r, seed=0, fraction=1.0).model for r in cfg.rows]
     assert [(m.get("fusion"), m.get("corrector")) for m in models] == [
-        ("none", "none"), ("sf", "none"), ("sf", "fp"), ("sf", "fn"), ("sf", "dual"), ("spatial", "dual")]
+        ("none", "none"), ("sf", "none"), ("sf", "fp"), ("sf", "fn"), ("sf", "dual"), ("spatial", "none"),
+        ("spatial", "dual")]
 
 
 # --- the paired bootstrap --------------------------------------------------------------------------------------

@@ -5,6 +5,9 @@ of another model family) with the ablation's ``set`` and then the row's ``set`` 
 applies them (:func:`sonokit.config.apply_overrides`): for a multi-stage base config (``stages:``) an override
 of a key that a stage also sets holds in that stage too, and ``STAGE:key=value`` overrides one stage only. The
 row's ``stages: [names]`` keeps only those stages (e.g. no corrector stage for a row without a corrector).
+A row's ``reuse: {stage: row}`` takes that stage from an earlier row's run of the same fraction and seed instead
+of training it again (e.g. three corrector variants on one trained base network): the stage folder becomes a
+link to the other run's, and the settings in which the two stages' configs differ are logged and recorded.
 
 Every (row, fraction, seed) run is trained through :func:`sonokit.fit` in ``out_dir/runs/<row>/frac<f>_seed<s>``,
 its checkpoint chosen on val (of the last stage), and scored once on the test part of the base config's split
@@ -38,6 +41,7 @@ class AblationRow:
     set: list[str] = field(default_factory=list)  # key=value overrides of the base config; STAGE:key=value
     stages: list[str] | None = None  # keep only these stages of the base config, in this order (null: all)
     base: str | None = None  # this row's own base config (null: the ablation's); same data and split
+    reuse: dict[str, str] = field(default_factory=dict)  # {stage: earlier row}: that row's trained stage
 
 
 @dataclass
@@ -121,6 +125,7 @@ class Ablation:
                                   f"row '{first[0]}' reads {first[1][0]} with {first[1][1]} (classes {first[1][2]}); "
                                   "every row must be scored on the same test images")
             first = first or (r.name, key)
+        self.check_reuse()
         self.seg_base = self.row_config(cfg.rows[0], seed=cfg.seeds[0], fraction=cfg.fractions[0])
         self.rows: list[dict] = []
         self.per_image: dict[tuple, dict[str, float]] = {}  # (row, split, fraction, seed) -> {id: Dice}
@@ -171,6 +176,68 @@ class Ablation:
                       source=f"row '{row.name}'" + (f", stage '{st.name}'" if st else ""))
             check(c)
 
+    def check_reuse(self) -> None:
+        names = [r.name for r in self.cfg.rows]
+        for i, r in enumerate(self.cfg.rows):
+            for stage, src in r.reuse.items():
+                if src not in names[:i]:
+                    raise ConfigError(f"row '{r.name}': reuse {{{stage}: {src}}} needs '{src}' to be a row listed "
+                                      f"before it (rows: {names})")
+                for row in (r, self.cfg.rows[names.index(src)]):
+                    have = [s.name for s in self.row_config(row, seed=self.cfg.seeds[0],
+                                                            fraction=self.cfg.fractions[0]).stages or []]
+                    if stage not in have:
+                        raise ConfigError(f"row '{r.name}': reuse {{{stage}: {src}}}: row '{row.name}' has no stage "
+                                          f"'{stage}' (its stages: {have or 'none'})")
+
+    @staticmethod
+    def stage_settings(cfg, stage: str) -> dict[str, object]:
+        """The flattened settings a stage of ``cfg`` trains with (folder, name and init left out)."""
+        from ..config import apply_overrides, to_dict
+
+        st = next(s for s in cfg.stages if s.name == stage)
+        data = apply_overrides({**to_dict(cfg), "stages": []}, dict(st.set))
+        flat: dict[str, object] = {}
+
+        def walk(x, key=""):
+            if isinstance(x, dict) and x:
+                for k, v in x.items():
+                    walk(v, f"{key}.{k}" if key else str(k))
+            else:
+                flat[key] = x
+        walk(data)
+        return {k: v for k, v in flat.items() if k not in ("out_dir", "name") and not k.startswith("init.")}
+
+    def link_reused(self, row: AblationRow, frac: float, seed: int, cfg) -> dict[str, dict]:
+        """Link each stage ``row`` reuses to the earlier row's finished stage; returns what differs."""
+        import os
+
+        out = {}
+        for stage, src in row.reuse.items():
+            src_row = next(r for r in self.cfg.rows if r.name == src)
+            target = self.run_dir(src_row, frac, seed) / stage
+            info = target / "run.json"
+            if not (info.exists() and json.loads(info.read_text()).get("status") == "finished"):
+                raise ConfigError(f"row '{row.name}' reuses stage '{stage}' of row '{src}', whose run {target} has "
+                                  "not finished training; run the ablation with that row first")
+            link = self.run_dir(row, frac, seed) / stage
+            if link.is_symlink() or link.exists():
+                if link.resolve() != target.resolve():
+                    raise ConfigError(f"row '{row.name}' reuses stage '{stage}' of row '{src}', but {link} already "
+                                      f"holds another run; remove it or drop the reuse")
+            else:
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(os.path.relpath(target, link.parent), link, target_is_directory=True)
+            mine = self.stage_settings(cfg, stage)
+            theirs = self.stage_settings(self.row_config(src_row, seed=seed, fraction=frac), stage)
+            diff = {k: [theirs.get(k), mine.get(k)] for k in sorted(set(mine) | set(theirs))
+                    if mine.get(k) != theirs.get(k)}
+            out[stage] = {"row": src, "differs": diff}
+            self.log(f"{row.name} seed {seed}: stage '{stage}' reused from '{src}'"
+                     + (f"; settings that differ ({src} -> this row): "
+                        + ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in diff.items()) if diff else ""))
+        return out
+
     # --- the runs -----------------------------------------------------------------------------------------
     def run(self, *, train: bool = True) -> list[dict]:
         """Train and score every run; with ``train=False`` only collect (and score) finished runs."""
@@ -184,21 +251,23 @@ class Ablation:
                     if not train and not done:
                         continue
                     cfg = self.row_config(row, seed=seed, fraction=frac)
+                    reused = self.link_reused(row, frac, seed, cfg) if row.reuse else {}
                     if not done:
                         self.log(f"{row.name} fraction {frac:g} seed {seed}: training in {run}")
                     evs = train_and_score(cfg, run, eval_sets=sets, device=self.score_device, log=self.log,
                                           prefix=f"  {self.slugs[row.name]} {frac:g} s{seed} ")
-                    self.collect(row, frac, seed, cfg, run, sets, evs)
+                    self.collect(row, frac, seed, cfg, run, sets, evs, reused)
                     self.write()
         self.write(report=True)
         return self.rows
 
-    def collect(self, row, frac, seed, cfg, run: Path, sets, evs) -> None:
+    def collect(self, row, frac, seed, cfg, run: Path, sets, evs, reused=None) -> None:
         secs = json.loads((run / "eval" / "time.json").read_text())["seconds"]
         final = scored_run(cfg, run)
         info = json.loads((final / "run.json").read_text()) if (final / "run.json").exists() else {}
         self.runs[f"{row.name}|{frac:g}|{seed}"] = {"folder": str(final), "seconds": round(secs, 1),
-                                                    "parameters": info.get("parameters")}
+                                                    "parameters": info.get("parameters"),
+                                                    **({"reused_stages": reused} if reused else {})}
         for es in sets:
             ev = evs[es["name"]]
             self.units[es["name"]] = ev.get("hd95_unit", "px")
