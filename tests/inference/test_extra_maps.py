@@ -21,7 +21,7 @@ def _image(h=50, w=70, seed=0) -> np.ndarray:
 def test_predict_maps_returns_every_extra_at_the_image_size_in_unit_range():
     seg = _segmenter()
     maps = seg.predict_maps([_image(), _image(40, 30, 1)])
-    assert [sorted(m) for m in maps] == [["fn", "fp", "prob", "uncertainty"]] * 2
+    assert [sorted(m) for m in maps] == [["fn", "fp", "initial", "prob", "uncertainty"]] * 2
     for m, shape in zip(maps, [(50, 70), (40, 30)]):
         for v in m.values():
             assert v.shape == shape and v.dtype == np.float32 and 0 <= v.min() and v.max() <= 1
@@ -39,7 +39,7 @@ def test_large_path_extras_match_the_plain_path_within_resampling():
     big = _segmenter(large_pixels=1000)
     im = _image(60, 60, 2)
     plain, large = seg.segment(im, extras=True), big.segment(im, extras=True)
-    assert large.large and sorted(large.extras) == ["fn", "fp", "uncertainty"]
+    assert large.large and sorted(large.extras) == ["fn", "fp", "initial", "uncertainty"]
     for k in large.extras:
         assert large.extras[k].dtype == np.uint8 and large.extras[k].shape == (60, 60)
         assert np.abs(large.extras[k].astype(float) / 255 - plain.extras[k]).max() < 0.1
@@ -54,7 +54,7 @@ def test_segment_to_files_writes_the_maps_named_after_the_input(tmp_path):
     item = collect_inputs([tmp_path / "scan.png"]).items[0]
     out = tmp_path / "out"
     res = segment_to_files(_segmenter(), item, out, save_uncertainty=True)
-    assert res.extras == EXTRA_FILES == ("uncertainty", "fp", "fn")
+    assert res.extras == EXTRA_FILES == ("uncertainty", "fp", "fn", "initial")
     for k in EXTRA_FILES:
         assert np.asarray(Image.open(out / f"scan_{k}.png")).shape == (50, 70)
     assert "scan_uncertainty.png" in res.line()

@@ -28,8 +28,9 @@ def evaluate_cmd(
     save_overlays: bool = typer.Option(False, "--save-overlays", help="Segmentation: also write "
                                        "NAME_overlays/ID.png, the image | ground truth (green) | prediction (red)."),
     save_uncertainty: bool = typer.Option(False, "--save-uncertainty", help="Segmentation: also write the "
-                                          "model's uncertainty and FP / FN correction maps (sfrecsam with a "
-                                          "corrector) as NAME_uncertainty/ID.png, NAME_fp/ID.png, NAME_fn/ID.png (x 255)."),
+                                          "model's uncertainty, FP / FN correction maps and mask probability before "
+                                          "correction (sfrecsam with a corrector) as NAME_uncertainty/ID.png, "
+                                          "NAME_fp/ID.png, NAME_fn/ID.png, NAME_initial/ID.png (x 255)."),
     trust: bool = trust_option(),
 ) -> None:
     """Evaluate a checkpoint on held-out data. Segmentation: Dice, IoU, HD95 (mm when spacing is known),

@@ -53,8 +53,9 @@ def segment_cmd(
     tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirrored prediction (2x slower)."),
     save_prob: bool = typer.Option(False, help="Also write the probability map as NAME_prob.png (x 255)."),
     save_uncertainty: bool = typer.Option(False, "--save-uncertainty", help="Also write the model's uncertainty "
-                                          "and false-positive / false-negative correction maps as "
-                                          "NAME_uncertainty.png, NAME_fp.png, NAME_fn.png (x 255, original size), "
+                                          ", false-positive / false-negative correction maps and probability before "
+                                          "correction as NAME_uncertainty.png, NAME_fp.png, NAME_fn.png, "
+                                          "NAME_initial.png (x 255, original size), "
                                           "when the model returns them (sfrecsam with a corrector)."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first unreadable image instead of "
                                    "skipping it."),

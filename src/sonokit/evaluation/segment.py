@@ -38,7 +38,7 @@ def evaluate_segmentation(
     with ``save_overlays`` also ``<name>_overlays/<id>.png``: image | ground truth (green) | prediction (red)
     side by side (:func:`sonokit.reports.gallery.write_overlay`); with ``save_uncertainty`` the model's extra
     maps when it returns them (:data:`sonokit.inference.segmenter.EXTRA_OUTPUTS`), x 255 at original size, as
-    ``<name>_uncertainty/<id>.png``, ``<name>_fp/<id>.png``, ``<name>_fn/<id>.png``.
+    ``<name>_uncertainty/<id>.png``, ``<name>_fp/<id>.png``, ``<name>_fn/<id>.png``, ``<name>_initial/<id>.png``.
     ``transform`` maps each (1, H, W) image to the (1, H, W) image the model sees (e.g. an enhancer run before
     segmentation); the mask and the metrics stay those of the original image.
     """

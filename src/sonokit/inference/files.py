@@ -6,7 +6,8 @@ Outputs in the output folder, per input ``NAME`` (see :mod:`sonokit.data.inputs`
 pixels on its long side) and, on request, ``NAME_prob.png`` (probability x 255) and, with ``save_uncertainty``,
 the model's extra maps when it returns them (SF-RecSAM with a corrector; :data:`EXTRA_FILES`), all at the
 input's size: ``NAME_uncertainty.png`` (uncertainty in [0, 1] x 255), ``NAME_fp.png`` / ``NAME_fn.png`` (the
-false-positive / false-negative corrector's probability x 255).
+false-positive / false-negative corrector's probability x 255), ``NAME_initial.png`` (the probability before
+correction x 255).
 """
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ row chunks (:func:`sonokit.data.resample.bilinear_rows`, the same bilinear resiz
 plain path, so evaluation numbers do not depend on this.
 
 **Extra outputs.** Models that return more than ``logits`` (SF-RecSAM: ``uncertainty``, ``fp_logits``,
-``fn_logits``) have them kept on request (:meth:`Segmenter.predict_maps`, ``segment(..., extras=True)``) as
-maps in [0, 1] named by :data:`EXTRA_OUTPUTS` (``uncertainty``; ``fp`` / ``fn``: the corrector branches'
-probabilities), mapped back through the letterbox to the image's size exactly as the probability is.
+``fn_logits``, ``initial_logits``) have them kept on request (:meth:`Segmenter.predict_maps`,
+``segment(..., extras=True)``) as maps in [0, 1] named by :data:`EXTRA_OUTPUTS` (``uncertainty``; ``fp`` / ``fn``:
+the corrector branches' probabilities; ``initial``: the probability before correction), mapped back through the letterbox to the image's size exactly as the probability is.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from .checkpoint import build_model, read_task_checkpoint, torch_device
 
 LARGE_PIXELS = 4096 * 4096
 #: model outputs kept as extra maps: output name -> (map name, the output is a logit)
-EXTRA_OUTPUTS = {"uncertainty": ("uncertainty", False), "fp_logits": ("fp", True), "fn_logits": ("fn", True)}
+EXTRA_OUTPUTS = {"uncertainty": ("uncertainty", False), "fp_logits": ("fp", True), "fn_logits": ("fn", True),
+                 "initial_logits": ("initial", True)}
 
 
 @dataclass
