@@ -86,3 +86,16 @@ def test_two_stages_from_one_config(phantom, tmp_path):
     started = json.loads((second / "run.json").read_text())["started"]
     ok(runner.invoke(app, ["train", "segment", "--config", str(cfg), "--resume"]))
     assert json.loads((second / "run.json").read_text())["started"] == started
+    # a run that stopped before its second stage resumes from the folder alone (its root config.yaml)
+    import shutil
+
+    root = yaml.safe_load((tmp_path / "two" / "config.yaml").read_text())
+    assert [s["name"] for s in root["stages"]] == ["base", "decoder"]
+    shutil.rmtree(second)
+    base_started = json.loads((tmp_path / "two" / "base" / "run.json").read_text())["started"]
+    ok(runner.invoke(app, ["train", "segment", "--resume", "--out", str(tmp_path / "two")]))
+    assert (second / "checkpoints" / "best.ckpt").exists()
+    assert json.loads((tmp_path / "two" / "base" / "run.json").read_text())["started"] == base_started
+    # without --resume, a folder whose stages trained is refused before anything is written
+    r = runner.invoke(app, ["train", "segment", "--config", str(cfg)])
+    assert r.exit_code != 0 and "already holds stage 'base'" in str(r.exception) and "--resume" in str(r.exception)

@@ -98,6 +98,9 @@ def test_evaluate_segment_report_export(trained, tmp_path):
     assert "case_7_uncertainty.png" in out
     assert all((tmp_path / "seg" / f"case_7_{m}.png").exists() for m in ("mask", "uncertainty", "fp", "fn"))
     ok(runner.invoke(app, ["report", str(run)]))
+    from sonokit.reports.html import find_runs
+
+    assert (run / "config.yaml").exists() and find_runs(run) == [run / "base", run / "corrector"]  # stages only
     html = (run / "report.html").read_text()
     assert "Uncertainty: " in html and "FP map (red)" in html and "u wrong" in html
     ok(runner.invoke(app, ["export", "--checkpoint", str(ck), "--out", str(tmp_path / "m.safetensors")]))

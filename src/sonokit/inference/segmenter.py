@@ -11,7 +11,8 @@ plain path, so evaluation numbers do not depend on this.
 **Extra outputs.** Models that return more than ``logits`` (SF-RecSAM: ``uncertainty``, ``fp_logits``,
 ``fn_logits``, ``initial_logits``) have them kept on request (:meth:`Segmenter.predict_maps`,
 ``segment(..., extras=True)``) as maps in [0, 1] named by :data:`EXTRA_OUTPUTS` (``uncertainty``; ``fp`` / ``fn``:
-the corrector branches' probabilities; ``initial``: the probability before correction), mapped back through the letterbox to the image's size exactly as the probability is.
+the corrector branches' probabilities; ``initial``: the probability before correction), mapped back through
+the letterbox to the image's size exactly as the probability is.
 """
 from __future__ import annotations
 

@@ -37,8 +37,18 @@ MANY_RUNS = 4  # more runs than this: the run headers go to the end of the page
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Run folders (holding config.yaml) at or below ``root``."""
-    return sorted({p.parent for p in Path(root).rglob("config.yaml")})
+    """Run folders (holding config.yaml) at or below ``root``; the root of a multi-stage run (its config.yaml
+    lists ``stages``) is left out, its stages' folders are the runs."""
+    import yaml
+
+    def staged(cfg: Path) -> bool:
+        try:
+            data = yaml.safe_load(cfg.read_text())
+        except (OSError, yaml.YAMLError):
+            return False
+        return isinstance(data, dict) and bool(data.get("stages")) and not (cfg.parent / "run.json").exists()
+
+    return sorted({p.parent for p in Path(root).rglob("config.yaml") if not staged(p)})
 
 
 def default_galleries(runs) -> list[tuple]:

@@ -191,7 +191,9 @@ def fit_run(cfg, build: Callable[..., Prepared], *, resume: bool = False, log: C
 
 def fit_stages(cfg, build, *, resume: bool, log, prefix: str, trust: bool = False) -> Path:
     """Train the stages in order, each in ``out_dir/<stage name>``; a stage after the first starts from the
-    previous stage's model (best.ckpt, else last.ckpt) unless it sets ``init.checkpoint`` itself."""
+    previous stage's model (best.ckpt, else last.ckpt) unless it sets ``init.checkpoint`` itself. The whole
+    config (with its stages) is written to ``out_dir/config.yaml``, so ``--resume --out out_dir`` finds it;
+    finished stages are skipped and an interrupted one resumes."""
     from ..config import build as build_config
 
     out = Path(cfg.out_dir)
@@ -216,6 +218,14 @@ def fit_stages(cfg, build, *, resume: bool, log, prefix: str, trust: bool = Fals
                 check(scfg)
             except ConfigError as e:
                 raise ConfigError(f"stage '{st.name}': {e}") from None
+    if not resume:  # before anything is written: a stage that already trained here needs --resume
+        for st in cfg.stages:
+            if (out / st.name / "checkpoints" / "last.ckpt").exists():
+                raise ConfigError(f"run folder '{out}' already holds stage '{st.name}' with a checkpoint; pass "
+                                  "--resume to continue the run, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    # the whole staged config at the root: `--resume --out ROOT` (no --config) reads it
+    atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(dump_yaml(cfg)))
     for i, st in enumerate(cfg.stages):
         init = None
         if previous is not None and st.init_from_previous and "init.checkpoint" not in st.set:
