@@ -3,7 +3,7 @@
 Any registered encoder fits any decoder: ``create_model("unet", encoder="vit_small_patch16", img_size=128)``,
 ``create_model("upernet", encoder="resnet50")``, ``create_model("classifier", encoder="resnet18")``.
 """
-from . import sam  # noqa: F401  (registers sfrecsam, sam_adapter)
+from . import avit, sam  # noqa: F401  (register the avit_* encoders, sfrecsam, sam_adapter)
 from .builder import MODELS, create_model, encoder_spec, list_models
 from .classification import ClassificationModel
 from .decoders import DECODERS

@@ -26,10 +26,17 @@ class ClassificationModel(nn.Module):
         self.head = nn.Linear(encoder.out_channels[-1], num_classes)
         self.num_classes = num_classes
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def batch_inputs(self) -> tuple[str, ...]:
+        """Batch keys the model reads besides the image (training passes them)."""
+        return ("organ",) if getattr(self.encoder, "takes_organ", False) else ()
+
+    def forward(self, x: torch.Tensor, organ: torch.Tensor | None = None) -> torch.Tensor:
+        """``organ`` (B,) organ indices (-1 unknown) reach an encoder that ``takes_organ`` (A-ViT)."""
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (B, C, H, W), found {tuple(x.shape)}")
-        feat = self.encoder(x)[-1]  # (B, C, h, w)
+        feats = self.encoder(x, organ) if getattr(self.encoder, "takes_organ", False) else self.encoder(x)
+        feat = feats[-1]  # (B, C, h, w)
         return self.head(self.dropout(feat.mean(dim=(2, 3))))  # (B, C) -> (B, num_classes)
 
 

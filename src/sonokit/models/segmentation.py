@@ -40,11 +40,17 @@ class SegmentationModel(nn.Module):
         self.head = nn.Conv2d(decoder.out_channels, num_classes, head_kernel_size, padding=head_kernel_size // 2)
         self.num_classes = num_classes
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def batch_inputs(self) -> tuple[str, ...]:
+        """Batch keys the model reads besides the image (training passes them)."""
+        return ("organ",) if getattr(self.encoder, "takes_organ", False) else ()
+
+    def forward(self, x: torch.Tensor, organ: torch.Tensor | None = None) -> torch.Tensor:
+        """``organ`` (B,) organ indices (-1 unknown) reach an encoder that ``takes_organ`` (A-ViT)."""
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (B, C, H, W), found {tuple(x.shape)}")
         size = tuple(x.shape[-2:])
-        feats = self.encoder(x)  # [(B, C_i, H / r_i, W / r_i)]
+        feats = self.encoder(x, organ) if getattr(self.encoder, "takes_organ", False) else self.encoder(x)
         if self.neck is not None:
             feats = self.neck(feats)
         logits = self.head(self.decoder(feats, size))  # (B, num_classes, H / r, W / r), r >= 1

@@ -41,7 +41,11 @@ def as_outputs(out) -> dict:
 
 
 def model_inputs(model: torch.nn.Module) -> tuple[str, ...]:
-    """Names of the batch keys that ``model.forward`` takes besides the image."""
+    """Names of the batch keys that ``model.forward`` takes besides the image: the model's ``batch_inputs``
+    when it says (e.g. a segmentation model asks for ``organ`` only with an encoder that takes it), else the
+    forward signature's parameters named in :data:`BATCH_INPUTS`."""
+    if hasattr(model, "batch_inputs"):
+        return tuple(model.batch_inputs)
     params = list(inspect.signature(model.forward).parameters.values())[1:]
     return tuple(p.name for p in params if p.name in BATCH_INPUTS
                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
