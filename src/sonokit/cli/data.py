@@ -1,4 +1,4 @@
-"""`sonokit data check` and `sonokit data split`."""
+"""`sonokit data check`, `split`, `pin` and `shard`."""
 from __future__ import annotations
 
 import json
@@ -156,3 +156,42 @@ def pin(
     assert {k: pinned.get(k) for k in before} == before  # the assignment itself never changes
     save_split(pinned, split_file, overwrite=True)
     console.print(f"pinned {len(ids)} files in {split_file}")
+
+
+@app.command("shard")
+def shard(
+    sources: list[str] = typer.Argument(..., metavar="SOURCE", help="Dataset folders, each FOLDER or NAME=FOLDER; NAME (1-24 letters, "
+                                        "digits, _ or -) starts the keys of its samples (default: the folder's name)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Shard folder: new or empty, or one to resume (same arguments)."),
+    format: str = typer.Option(None, "--format", "-f", help=FORMAT_HELP + " Applies to every source."),
+    shard_size: int = typer.Option(1000, "--shard-size", help="Samples per shard (the last shard holds the rest)."),
+    max_side: int = typer.Option(None, "--max-side", help="Downscale images whose long side exceeds this many pixels."),
+    organs: str = typer.Option(None, "--organs", help="Organ vocabulary, comma-separated, e.g. breast,thyroid "
+                               "(default: sonokit's 16 organs); every source's anatomy must be in it."),
+) -> None:
+    """Write datasets as WebDataset tar shards for pretraining at scale: shard-NNNNNN.tar (per sample KEY.png and
+    KEY.json: source, id, organ, label, spacing) and the manifest shards.json. Deterministic (same inputs, same
+    bytes); an interrupted run continues where it stopped when rerun. Unreadable images are skipped and listed
+    in the manifest; exit code 1 when any was."""
+    from ..data import open_dataset
+    from ..data.shards import source_name, write_shards
+    from ..errors import ConfigError
+    from .options import err
+
+    named: dict = {}
+    for spec in sources:
+        name, sep, folder = spec.partition("=")
+        if not sep or Path(spec).exists():
+            name, folder = source_name(spec), spec
+        if name in named:
+            raise ConfigError(f"two sources are named '{name}'; name them apart with NAME=FOLDER")
+        named[name] = open_dataset(Path(folder), format)
+    vocab = [o.strip() for o in organs.split(",") if o.strip()] if organs is not None else None
+    if organs is not None and not vocab:
+        raise ConfigError(f"--organs '{organs}' names no organ; expected comma-separated names, e.g. breast,thyroid")
+    man = write_shards(named, out, shard_size=shard_size, max_side=max_side, organs=vocab, log=err)
+    for s in man["skipped"][:10]:
+        err(f"  skipped {s['source']}:{s['id']}: {s['error']}")
+    if len(man["skipped"]) > 10:
+        err(f"  ... {len(man['skipped']) - 10} more (listed in {out / 'shards.json'})")
+    raise typer.Exit(1 if man["skipped"] else 0)
