@@ -17,6 +17,7 @@ import torch
 from ..registry import Registry
 from ..tasks.pretrain import PretrainMethod
 from ..transforms import SegAugment
+from .arl import ARLPretraining
 from .methods import VARIANTS, contrastive_model
 from .views import PretextTransform
 
@@ -135,6 +136,9 @@ def _variant(name: str):
 
 for _name in VARIANTS:
     SSL_METHODS.register(_name)(_variant(_name))
+
+
+SSL_METHODS.register("arl")(ARLPretraining)  # A-ViT's masked reconstruction + adversarial + self-distillation
 
 
 def create_ssl_method(name: str, **kw) -> PretrainMethod:

@@ -77,8 +77,11 @@ class AViT(nn.Module):
         nn.init.normal_(self.cls_token, std=1e-6)
 
     # --- pieces ---------------------------------------------------------------------------------------------
-    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """(B, C, H, W) -> tokens (B, 1 + h w, D) with position embedding, and the grid (h, w)."""
+    def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+              mask_token: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(B, C, H, W) -> tokens (B, 1 + h w, D) with position embedding, and the grid (h, w). With ``mask``
+        (B, h w) bool, masked patches' embeddings are replaced by ``mask_token`` (D,) before the position
+        embedding is added (SimMIM: the grid stays whole, as the ACDT blocks need it)."""
         if x.ndim != 4:
             raise ValueError(f"A-ViT expects (B, C, H, W) images; found {tuple(x.shape)}")
         H, W = x.shape[-2:]
@@ -86,6 +89,8 @@ class AViT(nn.Module):
             raise ValueError(f"A-ViT needs H and W that are multiples of the patch size {self.patch_size}; "
                              f"found {H}x{W}")
         t = self.patch_embed(x)  # (B, h w, D)
+        if mask is not None:
+            t = torch.where(mask[..., None], mask_token.to(t.dtype).view(1, 1, -1), t)
         grid = (H // self.patch_size, W // self.patch_size)
         pos = self.pos_embed if grid == self.grid else resample_abs_pos_embed(
             self.pos_embed, list(grid), list(self.grid), num_prefix_tokens=1)
@@ -111,9 +116,10 @@ class AViT(nn.Module):
             dist = torch.where(unknown[:, None], self.organ_logits.softmax(-1).to(dist.dtype), dist)
         return dist
 
-    def run_blocks(self, x: torch.Tensor, organ: torch.Tensor | None, indices: Sequence[int] = ()):
-        """Tokens after every block; returns (final normalised tokens, {index: tokens after that block})."""
-        t, grid = self.embed(x)
+    def run_blocks(self, x: torch.Tensor, organ: torch.Tensor | None, indices: Sequence[int] = (),
+                   mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None):
+        """Returns (final normalised tokens, {index: tokens after that block}, grid); ``mask``: :meth:`embed`."""
+        t, grid = self.embed(x, mask, mask_token)
         dist, keep = None, {}
         for i, blk in enumerate(self.blocks):
             if isinstance(blk, ACDTBlock):
