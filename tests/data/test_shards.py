@@ -297,3 +297,23 @@ def test_cli_shard_bad_input_is_one_clear_line(phantoms, tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert e.value.code == 2 and fill(says) in err.replace("\n", "") and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_split_option_keeps_only_the_chosen_part(tmp_path):
+    from sonokit.data.splits import load_split
+
+    from ..conftest import make_phantom
+
+    d = make_phantom(tmp_path, n=12, size=32)
+    split = load_split(d / "split.json")
+    r = CliRunner().invoke(app, ["data", "shard", f"ph={d / 'ph'}", "--split", f"ph={d / 'split.json'}",
+                                 "--out", str(tmp_path / "tr")])
+    assert r.exit_code == 0, r.output
+    man = read_manifest(tmp_path / "tr")
+    assert man["n_samples"] == len(split["train"])
+    r = CliRunner().invoke(app, ["data", "shard", f"ph={d / 'ph'}", "--split", f"ph={d / 'split.json'}:test",
+                                 "--out", str(tmp_path / "te")])
+    assert r.exit_code == 0 and read_manifest(tmp_path / "te")["n_samples"] == len(split["test"])
+    r = CliRunner().invoke(app, ["data", "shard", f"ph={d / 'ph'}", "--split", f"other={d / 'split.json'}",
+                                 "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "NAME one of ['ph']" in str(r.exception)

@@ -143,3 +143,18 @@ def test_resume_restores_teacher_discriminator_and_lambda_trace(pretrained):
     t1 = after["state_dict"]["teacher.encoder.model.pos_embed"]
     s1 = after["state_dict"]["encoder.model.pos_embed"]
     assert not torch.equal(t0, t1) and not torch.equal(t1, s1)  # the EMA teacher moved, and lags the student
+
+
+def test_pretrain_streams_shards_and_refuses_a_method_that_cannot(pretrained):
+    d = pretrained
+    r = runner.invoke(app, ["data", "shard", f"ph={d / 'ph'}", "--out", str(d / "shards"), "--shard-size", "3"])
+    assert r.exit_code == 0, r.output
+    cfg = yaml.safe_load((d / "cfg.yaml").read_text())
+    cfg["data"]["root"], cfg["out_dir"] = str(d / "shards"), str(d / "stream")
+    (d / "stream.yaml").write_text(yaml.safe_dump(cfg))
+    ok(runner.invoke(app, ["pretrain", "--config", str(d / "stream.yaml")]))
+    assert (d / "stream" / "encoder.safetensors").exists()
+    assert load_checkpoint(d / "stream" / "checkpoints" / "last.ckpt")["state_dict"]["steps_done"] == 2  # 8 / 4
+    r = runner.invoke(app, ["pretrain", "--config", str(d / "stream.yaml"), "--out", str(d / "pirl"),
+                            "--set", "method={name: pirl, grid: 4}", "--set", "encoder={name: resnet10t}"])
+    assert r.exit_code != 0 and "cannot stream" in str(r.exception)

@@ -168,6 +168,8 @@ def shard(
     max_side: int = typer.Option(None, "--max-side", help="Downscale images whose long side exceeds this many pixels."),
     organs: str = typer.Option(None, "--organs", help="Organ vocabulary, comma-separated, e.g. breast,thyroid "
                                "(default: sonokit's 16 organs); every source's anatomy must be in it."),
+    split: list[str] = typer.Option([], "--split", help="NAME=SPLIT.json[:PART]: only that part (default train) of "
+                                    "the source NAME, so pretraining never sees its val / test images (repeatable)."),
 ) -> None:
     """Write datasets as WebDataset tar shards for pretraining at scale: shard-NNNNNN.tar (per sample KEY.png and
     KEY.json: source, id, organ, label, spacing) and the manifest shards.json. Deterministic (same inputs, same
@@ -186,6 +188,16 @@ def shard(
         if name in named:
             raise ConfigError(f"two sources are named '{name}'; name them apart with NAME=FOLDER")
         named[name] = open_dataset(Path(folder), format)
+    for spec in split:
+        name, sep, rest = spec.partition("=")
+        path, _, part = rest.rpartition(":") if rest.rsplit(":", 1)[-1] in ("train", "val", "test") else (rest, "", "train")
+        if not sep or name not in named:
+            raise ConfigError(f"--split '{spec}': expected NAME=SPLIT.json[:PART] with NAME one of {sorted(named)}")
+        from ..data.splits import load_split, select_ids, verify_split
+
+        sp = load_split(path)
+        verify_split(sp, named[name].ids, path)
+        named[name].restrict(select_ids(sp, part or "train"))
     vocab = [o.strip() for o in organs.split(",") if o.strip()] if organs is not None else None
     if organs is not None and not vocab:
         raise ConfigError(f"--organs '{organs}' names no organ; expected comma-separated names, e.g. breast,thyroid")

@@ -43,6 +43,12 @@ class PretrainMethod(L.LightningModule):
             m.eval()
         return self
 
+    def on_train_epoch_start(self) -> None:
+        """A streamed dataset (shards) draws its order from the epoch: tell it which one starts."""
+        ds = getattr(self.trainer.train_dataloader, "dataset", None)
+        if callable(getattr(ds, "set_epoch", None)):
+            ds.set_epoch(int(self.current_epoch))
+
     def encoder_module(self) -> nn.Module:
         """The encoder to save (an encoder: ``forward(x) -> list of maps``, ``out_channels``, ``spec``)."""
         raise NotImplementedError

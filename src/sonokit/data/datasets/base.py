@@ -146,6 +146,16 @@ class DatasetReader:
     def ids(self) -> list[str]:
         return [r.id for r in self.records]
 
+    def restrict(self, ids) -> None:
+        """Keep only the samples ``ids`` (in the dataset's order), e.g. the train part of a split; an id the
+        dataset lacks is a :class:`DataError`."""
+        keep = set(ids)
+        missing = sorted(keep - set(self._by_id))
+        if missing:
+            raise DataError(f"{len(missing)} ids are not in dataset '{self.root}' ({self.name}), e.g. {missing[:3]}")
+        self.records = [r for r in self.records if r.id in keep]
+        self._by_id = {r.id: i for i, r in enumerate(self.records)}
+
     def record(self, sample_id: str) -> Record:
         if sample_id not in self._by_id:
             raise DataError(f"sample id '{sample_id}' is not in dataset '{self.root}' ({self.name})")

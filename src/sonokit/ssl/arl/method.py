@@ -51,6 +51,8 @@ class ARLPretraining(PretrainMethod):
     image_size, augment, lr, weight_decay, warmup_epochs, freeze / unfreeze / groups, data): see the module
     docstring for their roles."""
 
+    streams = True  # needs no per-image index: can stream shards (sonokit.runs.pretrain.build_from_shards)
+
     def __init__(self, *, encoder: dict | str = "avit_tiny_patch16", n_data: int = 0, mim: bool = True,
                  adversarial: bool = True, distill: bool = True, mask_ratio: float = 0.5,
                  adaptive_lambda: bool = True, lambda_fixed: float = 0.1, lambda_max: float = 1e4,
