@@ -118,7 +118,7 @@ def test_pretrain_logs_every_term_and_saves_the_encoder(pretrained):
     ck = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert len(ck["arl_lambda_trace"]) == 2 and all(v > 0 for _, v in ck["arl_lambda_trace"])  # 8 images / 4
     sd = ck["state_dict"]
-    assert int(sd["steps_done"]) == 2 and any(k.startswith("teacher.encoder.") for k in sd)
+    assert int(sd["steps_done"]) == 2 == ck["global_step"] and any(k.startswith("teacher.encoder.") for k in sd)
     assert any(k.startswith("discriminator.") for k in sd) and len(ck["optimizer_states"]) == 2
     # the encoder loads into a segmentation model
     ok(runner.invoke(app, ["models"]))  # listing works with the new encoders

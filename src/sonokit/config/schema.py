@@ -69,7 +69,8 @@ class AugmentConfig:
 class TrainerConfig:
     accelerator: str = "cpu"  # cpu | gpu | auto
     devices: int | str = 1
-    strategy: str = "auto"  # e.g. ddp
+    num_nodes: int = 1  # machines of a multi-node DDP / FSDP run (devices per machine)
+    strategy: str = "auto"  # e.g. ddp, fsdp
     precision: str = "32-true"  # e.g. 16-mixed, bf16-mixed on GPU
     num_threads: int | None = None  # torch CPU threads (null: torch's default)
     check_val_every_n_epoch: int = 1

@@ -60,7 +60,8 @@ def make_trainer(cfg, out: Path, callbacks: list, *, log: Callable[[str], None] 
     return L.Trainer(
         default_root_dir=out, max_epochs=o.epochs if o.max_steps is None else -1,
         max_steps=o.max_steps if o.max_steps is not None else -1,
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision,
         deterministic=t.deterministic, check_val_every_n_epoch=t.check_val_every_n_epoch,
         log_every_n_steps=t.log_every_n_steps, logger=False, callbacks=[*callbacks, *prog],
         plugins=[AtomicCheckpointIO()], enable_progress_bar=use_rich, enable_model_summary=False,

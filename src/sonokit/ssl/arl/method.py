@@ -209,7 +209,9 @@ class ARLPretraining(PretrainMethod):
             d_loss = discriminator_loss(self.discriminator(real), self.discriminator(fake.detach()))
             opts[1].zero_grad()
             self.manual_backward(d_loss)
-            opts[1].step()
+            # the wrapped torch optimiser: Lightning counts LightningOptimizer steps as global steps, and a
+            # training step must stay one global step (max_steps, the schedules, checkpoint_every_n_steps)
+            opts[1].optimizer.step()
             terms["adv_d"] = d_loss
         self.steps_done += 1
         self.log("train_loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=B)
