@@ -127,3 +127,29 @@ def test_avit_is_an_encoder_of_every_model_and_takes_the_organ():
     assert cls(x).shape == (2, 3)
     with pytest.raises(ConfigError, match="no timm weights"):
         create_encoder("avit_tiny_patch16", img_size=64, weights="x.pth")
+
+
+def test_inference_takes_the_organ_by_name(tmp_path):
+    from sonokit.inference import Classifier, Segmenter
+
+    torch.manual_seed(0)
+    seg_model = create_model("upernet", encoder="avit_tiny_patch16", img_size=32,
+                             encoder_kwargs={"acdt_blocks": [11]}).eval()
+    torch.nn.init.normal_(seg_model.encoder.model.blocks[11].offsets.net[-1].weight, std=0.5)
+    hp = {"data": {"organs": None}, "image_size": 32}
+    from sonokit.inference.organ import resolve_organ
+
+    breast, heart = resolve_organ("breast", hp, seg_model), resolve_organ("heart", hp, seg_model)
+    im = torch.rand(40, 50).numpy()
+    dev = torch.device("cpu")
+    a = Segmenter(seg_model, 32, hp, dev, organ=breast).predict(im)
+    b = Segmenter(seg_model, 32, hp, dev, organ=heart).predict(im)
+    c = Segmenter(seg_model, 32, hp, dev).predict(im)  # predicted organ
+    assert a.shape == (40, 50) and abs(a - b).max() > 1e-5 and abs(a - c).max() > 0
+    with pytest.raises(ConfigError, match="not in this model's organ vocabulary; known organs: breast, thyroid"):
+        resolve_organ("brest", hp, seg_model)
+    with pytest.raises(ConfigError, match="does not read the organ"):
+        resolve_organ("breast", hp, create_model("upernet", encoder="resnet10t"))
+    cls = create_model("classifier", encoder="avit_tiny_patch16", img_size=32, num_classes=2).eval()
+    p = Classifier(cls, 32, ["a", "b"], hp, dev, organ=breast).predict(im)
+    assert p.shape == (2,) and abs(p.sum() - 1) < 1e-5

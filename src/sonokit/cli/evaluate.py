@@ -31,6 +31,9 @@ def evaluate_cmd(
                                           "model's uncertainty, FP / FN correction maps and mask probability before "
                                           "correction (sfrecsam with a corrector) as NAME_uncertainty/ID.png, "
                                           "NAME_fp/ID.png, NAME_fn/ID.png, NAME_initial/ID.png (x 255)."),
+    organ: str = typer.Option(None, "--organ", help="Anatomy-conditioned models (A-ViT encoders): the organ of "
+                              "every image, a name of the model's vocabulary, or 'dataset' for the dataset's own "
+                              "anatomy (default: the model predicts it)."),
     trust: bool = trust_option(),
 ) -> None:
     """Evaluate a checkpoint on held-out data. Segmentation: Dice, IoU, HD95 (mm when spacing is known),
@@ -43,7 +46,7 @@ def evaluate_cmd(
 
     res = evaluate(checkpoint, split=split, data=data, format=format, split_file=split_file, out=out, name=name,
                    device=device, threshold=threshold, tta=tta, allow_changed_data=allow_changed_data, trust=trust,
-                   save_overlays=save_overlays, save_uncertainty=save_uncertainty, log=say)
+                   save_overlays=save_overlays, save_uncertainty=save_uncertainty, organ=organ, log=say)
     console = Console()
     t = Table(title=f"{res['name']}: {res['n']} images of {res['data_root']}")
     t.add_column("metric")

@@ -59,6 +59,9 @@ def segment_cmd(
                                           "when the model returns them (sfrecsam with a corrector)."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first unreadable image instead of "
                                    "skipping it."),
+    organ: str = typer.Option(None, "--organ", help="Anatomy-conditioned models (A-ViT encoders): the organ of "
+                              "the images, a name of the model's vocabulary, e.g. breast (default: the model "
+                              "predicts it)."),
     trust: bool = trust_option(),
 ) -> None:
     """Segment images of any size: each is letterboxed to the model's input size, predicted, and the
@@ -73,7 +76,7 @@ def segment_cmd(
     from ..inference.files import segment_to_files
 
     console = make_console()
-    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust)
+    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust, organ=organ)
     plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
     empty, extras = 0, 0
     for item in plan.items:

@@ -27,13 +27,15 @@ def evaluate(checkpoint: str | Path, *, split: str = "test", data: str | Path | 
              format: str | None = None, split_file: str | Path | None = None, out: str | Path | None = None,
              name: str | None = None, device: str = "cpu", threshold: float = 0.5, tta: bool = False,
              allow_changed_data: bool = False, trust: bool = False, save_overlays: bool = False,
-             save_uncertainty: bool = False, log: Callable[[str], None] | None = print,
+             save_uncertainty: bool = False, organ: str | None = None, log: Callable[[str], None] | None = print,
              progress: Callable[[int, int], None] | None = None) -> dict:
     """Score the segmentation or classification model in ``checkpoint`` on ``split`` of its dataset (or of
     ``data``); writes ``<name>.json`` and ``<name>_per_image.csv`` into ``out`` (default: the run's
     ``eval/``; segmentation with ``save_overlays``: ``<name>_overlays/<id>.png``, image | ground truth |
     prediction; with ``save_uncertainty`` the model's uncertainty / FP / FN maps as ``<name>_uncertainty/<id>.png``
-    etc.) and returns the result (``aggregate`` for segmentation, ``metrics`` for classification)."""
+    etc.) and returns the result (``aggregate`` for segmentation, ``metrics`` for classification).
+    ``organ`` (anatomy-conditioned models): an organ name given for every image, or ``"dataset"``: the
+    dataset's own anatomy (BUSI: breast); None: the model predicts it."""
     from ..data import open_dataset
     from ..data.pin import data_changes
     from ..data.splits import filter_classes, load_split, select_ids, verify_split
@@ -74,25 +76,30 @@ def evaluate(checkpoint: str | Path, *, split: str = "test", data: str | Path | 
                             + ". Pass --allow-changed-data to score it anyway (the result records the warning)")
         for w in warnings:
             say(f"WARNING: {w}")
+    if organ == "dataset":
+        organ = reader.anatomy
+        if organ is None:
+            raise ConfigError(f"--organ dataset: '{root}' names no anatomy; give the organ's name")
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     out = Path(out) if out is not None else run_dir / "eval"
     nm = name or default_name(split, None if own_data and data is None else root)
     if task == "segment":
         from .segment import evaluate_segmentation
 
-        seg = Segmenter.from_loaded(ckpt, checkpoint, device=device, threshold=threshold, tta=tta)
+        seg = Segmenter.from_loaded(ckpt, checkpoint, device=device, threshold=threshold, tta=tta, organ=organ)
         res = evaluate_segmentation(seg, data_root=root, data_format=reader.name, ids=ids, out_dir=out, name=nm,
                                     progress=progress, save_overlays=save_overlays,
                                     save_uncertainty=save_uncertainty, extra={"checkpoint": str(checkpoint), "part": split,
                                                               "split_file": str(sfile) if sfile else None,
-                                                              "data_warnings": warnings})
+                                                              "data_warnings": warnings, "organ": organ})
     else:
         from .classify import evaluate_classification
 
-        clf = Classifier.from_loaded(ckpt, checkpoint, device=device)
+        clf = Classifier.from_loaded(ckpt, checkpoint, device=device, organ=organ)
         res = evaluate_classification(clf, data_root=root, data_format=reader.name, ids=ids, label_key=label_key,
                                       out_dir=out, name=nm, progress=progress,
                                       extra={"checkpoint": str(checkpoint), "part": split,
-                                             "split_file": str(sfile) if sfile else None, "data_warnings": warnings})
+                                             "split_file": str(sfile) if sfile else None, "data_warnings": warnings,
+                                             "organ": organ})
     res["out"] = str(out / f"{nm}.json")
     return res

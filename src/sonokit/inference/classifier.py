@@ -9,6 +9,7 @@ import torch
 
 from ..data.preprocess import letterbox
 from .checkpoint import build_model, read_task_checkpoint, torch_device
+from .organ import call_model
 
 
 @dataclass
@@ -21,17 +22,23 @@ class Classifier:
     classes: list[str]
     hparams: dict
     device: torch.device
+    organ: int | None = None  # organ index for anatomy-conditioned models (:mod:`.organ`); None: predicted
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", trust: bool = False) -> "Classifier":
-        return cls.from_loaded(read_task_checkpoint(path, expect=("classify",), trust=trust), path, device=device)
+    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", trust: bool = False,
+                        organ: str | None = None) -> "Classifier":
+        return cls.from_loaded(read_task_checkpoint(path, expect=("classify",), trust=trust), path, device=device,
+                               organ=organ)
 
     @classmethod
-    def from_loaded(cls, ckpt: dict, path: str | Path, *, device: str = "cpu") -> "Classifier":
+    def from_loaded(cls, ckpt: dict, path: str | Path, *, device: str = "cpu", organ: str | None = None) -> "Classifier":
+        from .organ import resolve_organ
+
         hp = ckpt["hyper_parameters"]
         dev = torch_device(device)
         classes = list((hp.get("data") or {}).get("classes") or [])
-        return cls(build_model(ckpt, path).to(dev), int(hp["image_size"]), classes, hp, dev)
+        model = build_model(ckpt, path).to(dev)
+        return cls(model, int(hp["image_size"]), classes, hp, dev, resolve_organ(organ, hp, model))
 
     @torch.no_grad()
     def predict_batch(self, images: list[np.ndarray]) -> np.ndarray:
@@ -39,7 +46,7 @@ class Classifier:
         for im in images:
             t = torch.as_tensor(np.asarray(im, dtype=np.float32))
             xs.append(letterbox(t[None] if t.ndim == 2 else t, self.image_size)[0])
-        out = self.model(torch.stack(xs).to(self.device))
+        out = call_model(self.model, torch.stack(xs).to(self.device), self.organ)
         logits = (out["logits"] if isinstance(out, dict) else out).float()
         return torch.softmax(logits, 1).cpu().numpy()
 

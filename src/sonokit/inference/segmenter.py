@@ -25,6 +25,7 @@ import torch
 from ..data.preprocess import Letterbox, letterbox, unletterbox
 from ..data.resample import area_resize, bilinear_resize, bilinear_rows, unit_scale
 from .checkpoint import build_model, read_task_checkpoint, torch_device
+from .organ import call_model
 
 LARGE_PIXELS = 4096 * 4096
 #: model outputs kept as extra maps: output name -> (map name, the output is a logit)
@@ -70,22 +71,29 @@ class Segmenter:
     threshold: float = 0.5
     tta: bool = False
     large_pixels: int | None = None  # None: LARGE_PIXELS
+    organ: int | None = None  # organ index for anatomy-conditioned models (:mod:`.organ`); None: predicted
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", threshold: float = 0.5,
-                        tta: bool = False, trust: bool = False, large_pixels: int | None = None) -> "Segmenter":
+                        tta: bool = False, trust: bool = False, large_pixels: int | None = None,
+                        organ: str | None = None) -> "Segmenter":
         """The model of a ``sonokit train segment`` checkpoint (read safely; ``trust`` see
-        :func:`sonokit.serialization.load_checkpoint`)."""
+        :func:`sonokit.serialization.load_checkpoint`); ``organ``: a name of the model's organ vocabulary."""
         ckpt = read_task_checkpoint(path, expect=("segment",), trust=trust)
-        return cls.from_loaded(ckpt, path, device=device, threshold=threshold, tta=tta, large_pixels=large_pixels)
+        return cls.from_loaded(ckpt, path, device=device, threshold=threshold, tta=tta, large_pixels=large_pixels,
+                               organ=organ)
 
     @classmethod
     def from_loaded(cls, ckpt: dict, path: str | Path, *, device: str = "cpu", threshold: float = 0.5,
-                    tta: bool = False, large_pixels: int | None = None) -> "Segmenter":
+                    tta: bool = False, large_pixels: int | None = None, organ: str | None = None) -> "Segmenter":
         """From a checkpoint already read by :func:`sonokit.inference.read_task_checkpoint`."""
+        from .organ import resolve_organ
+
         hp = ckpt["hyper_parameters"]
         dev = torch_device(device)
-        return cls(build_model(ckpt, path).to(dev), int(hp["image_size"]), hp, dev, threshold, tta, large_pixels)
+        model = build_model(ckpt, path).to(dev)
+        return cls(model, int(hp["image_size"]), hp, dev, threshold, tta, large_pixels,
+                   resolve_organ(organ, hp, model))
 
     @property
     def large_threshold(self) -> int:
@@ -131,7 +139,7 @@ class Segmenter:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The model's ``logits`` output (models may return a dict of named outputs), as float."""
-        out = self.model(x)
+        out = call_model(self.model, x, self.organ)
         return (out["logits"] if isinstance(out, dict) else out).float()
 
     def tta_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +149,7 @@ class Segmenter:
 
     def maps(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The model's logits (B, 1, S, S) and its extra outputs as maps in [0, 1] (:data:`EXTRA_OUTPUTS`)."""
-        out = self.model(x)
+        out = call_model(self.model, x, self.organ)
         if not isinstance(out, dict):
             return out.float(), {}
         more = {name: torch.sigmoid(out[k].float()) if is_logit else out[k].float().clamp(0, 1)
