@@ -56,6 +56,25 @@ def ablation_cmd(
     say(f"results in {abl.out / 'results.md'}; report {abl.out / 'report.html'}")
 
 
+@app.command("avit-ablation")
+def avit_ablation_cmd(
+    config: Path = config_option("configs/avit_ablation_cpu.yaml", required=True),
+    out: Path = out_option("Output folder"),
+    set_: list[str] = set_option("seeds=[0]"),
+) -> None:
+    """A pretraining ablation (A-ViT, ICLR 2026: ViT from scratch -> MIM -> + ACDT -> + adversarial -> + self-
+    distillation, λ fixed vs adaptive): each row pretrains once, each downstream task (linear probe, fine-tune,
+    segmentation) trains per seed and is scored on the test split, with the dataset's organ and optionally the
+    predicted or a wrong one. Writes results.md/json; finished runs are kept, so rerunning resumes."""
+    from ..config import load_config
+    from ..experiments import PretrainAblation, PretrainAblationConfig
+
+    overrides = list(set_) + ([f"out_dir={out}"] if out is not None else [])
+    abl = PretrainAblation(load_config(config, overrides, cls=PretrainAblationConfig), log=say)
+    abl.run()
+    say(f"results in {abl.out / 'results.md'}")
+
+
 @app.command("enhance-bench")
 def enhance_bench_cmd(
     config: Path = config_option("configs/enhance_bench_busi_cpu.yaml", required=True),

@@ -76,10 +76,13 @@ def evaluate(checkpoint: str | Path, *, split: str = "test", data: str | Path | 
                             + ". Pass --allow-changed-data to score it anyway (the result records the warning)")
         for w in warnings:
             say(f"WARNING: {w}")
-    if organ == "dataset":
-        organ = reader.anatomy
-        if organ is None:
-            raise ConfigError(f"--organ dataset: '{root}' names no anatomy; give the organ's name")
+    if organ == "dataset":  # the anatomy the scored images name (one for all of them)
+        names = {reader.record(i).anatomy or reader.anatomy for i in ids}
+        if len(names) != 1 or None in names:
+            raise ConfigError(f"--organ dataset: the scored images of '{root}' name "
+                              f"{'no anatomy' if names == {None} else 'several anatomies ' + str(sorted(map(str, names)))}"
+                              "; give the organ's name")
+        organ = names.pop()
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     out = Path(out) if out is not None else run_dir / "eval"
     nm = name or default_name(split, None if own_data and data is None else root)

@@ -29,8 +29,6 @@ class AViTEncoder(nn.Module):
     """Token maps (B, D, H / 16, W / 16) of the blocks ``out_indices`` of an :class:`~.model.AViT`; the
     weights live under ``model.*``."""
 
-    takes_organ = True
-
     def __init__(self, name: str, *, img_size: int = 224, in_chans: int = 1, out_indices: Sequence[int] | None = None,
                  drop_path_rate: float = 0.0, acdt_blocks: str | Sequence[int] = "all", n_organs: int = 16,
                  organ_head: bool = True, kernel: int = 3, offset_range: float = 2.0) -> None:
@@ -49,6 +47,11 @@ class AViTEncoder(nn.Module):
                            "acdt_blocks": acdt_blocks if isinstance(acdt_blocks, str) else list(acdt_blocks),
                            "n_organs": n_organs, "organ_head": organ_head, "kernel": kernel,
                            "offset_range": offset_range}
+
+    @property
+    def takes_organ(self) -> bool:
+        """Whether the organ matters: the encoder has ACDT blocks (``acdt_blocks: none`` is a plain ViT)."""
+        return bool(self.model.acdt)
 
     @property
     def organ_logits(self) -> torch.Tensor | None:
