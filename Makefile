@@ -23,7 +23,8 @@ $(VENV)/.sonokit-installed: pyproject.toml
 
 # phantom data -> split -> train -> evaluate -> segment -> HTML report, then classification: train -> evaluate ->
 # report, then SSL: pretrain -> fine-tune -> in-domain + out-of-distribution table and report, then enhancement:
-# train -> enhance -> enhance-bench
+# train -> enhance -> enhance-bench, then SF-RecSAM: two stages -> evaluate with uncertainty maps -> report, then
+# A-ViT: shards -> pretrain (arl) -> linear probe -> evaluate with the organ
 demo: install
 	rm -rf $(DEMO_DIR)
 	$(SONOKIT) simulate phantom --n 160 --size 160 --seed 0 --out $(DEMO_DIR)/phantom
@@ -50,7 +51,18 @@ demo: install
 		--set frames.root=$(DEMO_DIR)/phantom --set frames.split=$(DEMO_DIR)/phantom_split.json \
 		--set "enhancers=[{name: dncnn_small, checkpoint: $(DEMO_DIR)/enhance/checkpoints/best.ckpt}]" \
 		--set "segmentation=[{name: phantom, config: configs/demo_phantom_cpu.yaml, checkpoint: $(DEMO_DIR)/run/checkpoints/best.ckpt, set: [data.root=$(DEMO_DIR)/phantom, data.split=$(DEMO_DIR)/phantom_split.json], max_images: 24}]"
-	@echo "reports: $(DEMO_DIR)/run/report.html, $(DEMO_DIR)/classify/report.html, $(DEMO_DIR)/ssl_grid/report.html and $(DEMO_DIR)/enhance_bench/report.html"
+	$(SONOKIT) train segment --config configs/demo_sfrecsam_cpu.yaml --out $(DEMO_DIR)/sfrecsam \
+		--set data.root=$(DEMO_DIR)/phantom --set data.split=$(DEMO_DIR)/phantom_split.json
+	$(SONOKIT) evaluate --checkpoint $(DEMO_DIR)/sfrecsam/corrector/checkpoints/best.ckpt --split test --save-uncertainty
+	$(SONOKIT) report $(DEMO_DIR)/sfrecsam
+	$(SONOKIT) data shard phantom=$(DEMO_DIR)/phantom --split phantom=$(DEMO_DIR)/phantom_split.json --out $(DEMO_DIR)/shards
+	$(SONOKIT) pretrain --config configs/demo_avit_cpu.yaml --out $(DEMO_DIR)/avit --set data.root=$(DEMO_DIR)/shards
+	$(SONOKIT) train classify --config configs/demo_classify_cpu.yaml --out $(DEMO_DIR)/avit_probe \
+		--set data.root=$(DEMO_DIR)/phantom --set data.split=$(DEMO_DIR)/phantom_split.json --set data.image_size=64 \
+		--set model.encoder=avit_tiny_patch16 --set "model.encoder_kwargs={acdt_blocks: last_half}" \
+		--set model.encoder_checkpoint=$(DEMO_DIR)/avit/encoder.safetensors --set linear_probe=true --set optim.epochs=4
+	$(SONOKIT) evaluate --checkpoint $(DEMO_DIR)/avit_probe/checkpoints/best.ckpt --split test --organ dataset
+	@echo "reports: $(DEMO_DIR)/run/report.html, $(DEMO_DIR)/classify/report.html, $(DEMO_DIR)/ssl_grid/report.html, $(DEMO_DIR)/enhance_bench/report.html and $(DEMO_DIR)/sfrecsam/report.html"
 
 test: install
 	$(PY) -m ruff check src tests benchmarks
