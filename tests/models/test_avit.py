@@ -153,3 +153,22 @@ def test_inference_takes_the_organ_by_name(tmp_path):
     cls = create_model("classifier", encoder="avit_tiny_patch16", img_size=32, num_classes=2).eval()
     p = Classifier(cls, 32, ["a", "b"], hp, dev, organ=breast).predict(im)
     assert p.shape == (2,) and abs(p.sum() - 1) < 1e-5
+
+
+def test_training_says_when_images_name_no_organ(tmp_path):
+    import sonokit
+    from tests.conftest import make_phantom
+
+    d = make_phantom(tmp_path, n=12, size=32)  # the phantom's anatomy is 'phantom', outside this vocabulary
+    cfg = sonokit.load_config(None, [f"data.root={d / 'ph'}", f"data.split={d / 'split.json'}", "data.image_size=32",
+                                     "data.batch_size=4", "data.organs=[breast, thyroid]", "model.name=upernet",
+                                     "model.encoder=avit_tiny_patch16", "model.encoder_kwargs={acdt_blocks: [11]}",
+                                     "optim.max_steps=1", f"out_dir={tmp_path / 'run'}", "trainer.progress=none"],
+                              task="segment")
+    logs: list[str] = []
+    run = sonokit.fit(cfg, log=logs.append)
+    assert any("train / val images name no organ" in ln and "predicts" in ln for ln in logs), logs
+    from sonokit.serialization import load_checkpoint
+
+    hp = load_checkpoint(run / "checkpoints" / "last.ckpt")["hyper_parameters"]
+    assert hp["model_kwargs"]["encoder_kwargs"]["n_organs"] == 2  # the encoder follows the vocabulary's size

@@ -122,6 +122,10 @@ def method_args(cfg, mname: str, n_data: int, data: dict) -> dict:
     encoder = dict(cfg.encoder)
     if "img_size" not in encoder and ENCODERS.accepts(encoder["name"], "img_size"):
         encoder["img_size"] = d.image_size
+    if "n_organs" not in encoder and ENCODERS.accepts(encoder["name"], "n_organs"):  # A-ViT: the vocabulary's size
+        from ..data.organs import organ_vocabulary
+
+        encoder["n_organs"] = len(organ_vocabulary(d.organs))
     return dict(encoder=encoder, n_data=n_data, seed=cfg.seed, image_size=d.image_size, augment=aug, lr=o.lr,
                 weight_decay=o.weight_decay, warmup_epochs=o.warmup_epochs, freeze=list(o.freeze),
                 unfreeze=list(o.unfreeze), groups=[vars(g) for g in o.groups], data=data)

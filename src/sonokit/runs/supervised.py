@@ -19,6 +19,19 @@ def run_model_kwargs(name: str, kwargs: dict, provided: dict) -> dict:
     return out
 
 
+def organ_count_kwargs(encoder: str | None, encoder_kwargs: dict | None, organs) -> dict | None:
+    """``encoder_kwargs`` with ``n_organs`` = the run's organ vocabulary size, for an encoder that takes it
+    (A-ViT) and a config that does not set it; unchanged otherwise."""
+    from ..data.organs import organ_vocabulary
+    from ..models.encoders import ENCODERS
+
+    if not encoder or encoder not in ENCODERS or not ENCODERS.accepts(encoder, "n_organs"):
+        return encoder_kwargs
+    kw = dict(encoder_kwargs or {})
+    kw.setdefault("n_organs", len(organ_vocabulary(organs)))
+    return kw
+
+
 def load_init_weights(model, path: str, *, strict: bool, log, trust: bool = False) -> dict:
     """Load a model's weights from ``path`` (a sonokit .ckpt, or a model .safetensors); returns what was
     missing / unexpected. Tensors of another shape are always an error. Read with
@@ -65,6 +78,14 @@ def check_supervised(cfg) -> None:
         raise ConfigError(f"data.image_size must be >= 32, found {cfg.data.image_size}")
 
 
+def organ_gaps(reader, ids, organs) -> int:
+    """How many of ``ids`` name no organ of the vocabulary (their organ index is -1)."""
+    from ..data.organs import organ_index, organ_vocabulary
+
+    vocab = organ_vocabulary(organs)
+    return sum(organ_index(reader.record(i).anatomy or reader.anatomy, vocab) < 0 for i in ids)
+
+
 def build_supervised(cfg, out: Path, log, *, trust: bool = False) -> Prepared:
     """Data, task and loaders of a segmentation or classification run (``trust``: for ``init.checkpoint``)."""
     from ..data.loader import ImageDataset
@@ -84,6 +105,10 @@ def build_supervised(cfg, out: Path, log, *, trust: bool = False) -> Prepared:
     train_ds, val_ds = ImageDataset(reader, train_ids, **dkw), ImageDataset(reader, val_ids, **dkw)
     provided = {"img_size": d.image_size} | ({} if segment else {"num_classes": len(classes)})
     kw = run_model_kwargs(name, kw, provided)
+    if isinstance(kw.get("encoder"), str):
+        enc_kw = organ_count_kwargs(kw["encoder"], kw.get("encoder_kwargs"), d.organs)
+        if enc_kw is not None:
+            kw["encoder_kwargs"] = enc_kw
     freeze = list(cfg.optim.freeze) + (["encoder.*"] if getattr(cfg, "linear_probe", False) else [])
     aug = None
     if cfg.augment.enabled:
@@ -102,6 +127,11 @@ def build_supervised(cfg, out: Path, log, *, trust: bool = False) -> Prepared:
                     weight_decay=cfg.optim.weight_decay, warmup_epochs=cfg.optim.warmup_epochs, freeze=freeze,
                     unfreeze=list(cfg.optim.unfreeze), groups=[vars(g) for g in cfg.optim.groups], augment=aug,
                     seed=cfg.seed, image_size=d.image_size, data=data)
+    if "organ" in tuple(getattr(task.model, "batch_inputs", ())):
+        unknown = organ_gaps(reader, [*train_ds.ids, *val_ds.ids], d.organs)
+        if unknown:
+            log(f"{unknown} train / val images name no organ of the vocabulary: the model predicts theirs (its organ "
+                "head; data.organs or a labels.csv anatomy column names them)")
     init = load_init_weights(task.model, cfg.init.checkpoint, strict=cfg.init.strict, log=log, trust=trust) \
         if cfg.init.checkpoint else None
     train_dl, val_dl = make_loaders(train_ds, val_ds, batch_size=d.batch_size, seed=cfg.seed,
