@@ -62,6 +62,11 @@ def segment_cmd(
     organ: str = typer.Option(None, "--organ", help="Anatomy-conditioned models (A-ViT encoders): the organ of "
                               "the images, a name of the model's vocabulary, e.g. breast (default: the model "
                               "predicts it)."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnx: the model's graph in ONNX Runtime "
+                                "(pip install 'sonokit[onnx]'), exported beside the checkpoint and checked against "
+                                "torch on first use; masks only, CPU."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: the cores this process may "
+                                "use minus the 1-minute load average, at least 1)."),
     trust: bool = trust_option(),
 ) -> None:
     """Segment images of any size: each is letterboxed to the model's input size, predicted, and the
@@ -75,8 +80,14 @@ def segment_cmd(
     from ..inference import Segmenter
     from ..inference.files import segment_to_files
 
+    from ..inference.backend import check_onnx_request, default_threads
+
     console = make_console()
-    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust, organ=organ)
+    if backend == "onnx":
+        check_onnx_request(save_uncertainty=save_uncertainty, organ=organ)
+    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust, organ=organ,
+                                    backend=backend, threads=threads or default_threads(),
+                                    log=lambda m: console.print(m, markup=False))
     plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
     empty, extras = 0, 0
     for item in plan.items:

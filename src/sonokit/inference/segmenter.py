@@ -24,6 +24,7 @@ import torch
 
 from ..data.preprocess import Letterbox, letterbox, unletterbox
 from ..data.resample import area_resize, bilinear_resize, bilinear_rows, unit_scale
+from ..errors import ConfigError
 from .checkpoint import build_model, read_task_checkpoint, torch_device
 from .organ import call_model
 
@@ -76,12 +77,31 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", threshold: float = 0.5,
                         tta: bool = False, trust: bool = False, large_pixels: int | None = None,
-                        organ: str | None = None) -> "Segmenter":
+                        organ: str | None = None, backend: str = "torch", threads: int | None = None,
+                        log=None) -> "Segmenter":
         """The model of a ``sonokit train segment`` checkpoint (read safely; ``trust`` see
-        :func:`sonokit.serialization.load_checkpoint`); ``organ``: a name of the model's organ vocabulary."""
+        :func:`sonokit.serialization.load_checkpoint`); ``organ``: a name of the model's organ vocabulary.
+        ``backend``: ``torch`` or ``onnx`` (the checkpoint's graph in ONNX Runtime, exported and checked
+        against torch on first use: :mod:`.backend`; CPU only); ``threads``: CPU threads (None: torch's
+        setting, and for ONNX :func:`~.backend.default_threads`)."""
+        from .backend import BACKENDS, default_threads, onnx_model, set_threads
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}; found '{backend}'")
+        if threads is not None:
+            set_threads(threads)
         ckpt = read_task_checkpoint(path, expect=("segment",), trust=trust)
-        return cls.from_loaded(ckpt, path, device=device, threshold=threshold, tta=tta, large_pixels=large_pixels,
-                               organ=organ)
+        if backend == "torch":
+            return cls.from_loaded(ckpt, path, device=device, threshold=threshold, tta=tta,
+                                   large_pixels=large_pixels, organ=organ)
+        if torch_device(device).type != "cpu":
+            raise ConfigError(f"--backend onnx runs on the CPU; found --device {device}")
+        if organ is not None:
+            raise ConfigError("--backend onnx: the exported graph has no organ input; use --backend torch with --organ")
+        hp = ckpt["hyper_parameters"]
+        model = onnx_model(path, threads=threads or default_threads(), build_torch=lambda: build_model(ckpt, path),
+                           image_size=int(hp["image_size"]), log=log)
+        return cls(model, int(hp["image_size"]), hp, torch.device("cpu"), threshold, tta, large_pixels)
 
     @classmethod
     def from_loaded(cls, ckpt: dict, path: str | Path, *, device: str = "cpu", threshold: float = 0.5,
