@@ -78,9 +78,8 @@ def segment_cmd(
 
     A bad file (unreadable, empty, NaN pixels) is reported and skipped; the exit code is then 1 (--fail-fast: stop at the first)."""
     from ..inference import Segmenter
-    from ..inference.files import segment_to_files
-
     from ..inference.backend import check_onnx_request, default_threads
+    from ..inference.files import segment_to_files
 
     console = make_console()
     if backend == "onnx":
