@@ -41,11 +41,16 @@ def enhance_cmd(
     guide_weight: float = typer.Option(None, "--guide-weight", help="With --refine nllr-wiener: the network's share "
                                        "of the Wiener pilot, in [0, 1] (default: the tuned weight, "
                                        "sonokit.enhance.hybrid.GUIDE_WEIGHT)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: the cores this process may "
+                                "use minus the 1-minute load average, at least 1)."),
     trust: bool = trust_option(),
 ) -> None:
     """Enhance images of any size with a trained enhancement model (deconvolution + denoising)."""
     import torch
 
+    from ..inference.backend import set_threads
+
+    set_threads(threads)
     from ..enhance.files import enhance_fn, enhance_to_files
     from ..enhance.inference import load_enhancer
 
