@@ -1,7 +1,7 @@
 """Inference backends and thread counts: eager torch, or the model's ONNX graph in ONNX Runtime.
 
 **ONNX Runtime** (``backend="onnx"``; ``pip install 'sonokit[onnx]'``): the model of a checkpoint is exported once
-(:func:`sonokit.export.export_onnx`) to a graph cached beside it, ``<checkpoint>.onnx``, with a sidecar
+(:func:`sonokit.inference.onnx.export_onnx`) to a graph cached beside it, ``<checkpoint>.onnx``, with a sidecar
 ``<checkpoint>.onnx.json`` recording the checkpoint's size and SHA-256, the opset, and the check: on first use the
 graph's logits are compared with eager torch's on a fixed random batch at the model's input size and the graph is
 used only when they agree (max abs difference ``<= tol``, 1e-3 by default; the difference is recorded). Later uses
@@ -116,7 +116,7 @@ def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size:
     digest = file_digest(ck)
     if info.get("sha256") == digest and info.get("ok"):
         return OnnxModel(graph, threads)
-    from ..export import export_onnx
+    from .onnx import export_onnx
 
     model = build_torch().cpu().eval()
     target, side = graph, meta
