@@ -42,8 +42,9 @@ def export_model(checkpoint: str | Path, out: str | Path, *, trust: bool = False
     return str(hp["model"])
 
 
-def export_safetensors(model: torch.nn.Module, hp: dict, out: str | Path) -> Path:
-    """Weights of ``model`` with what rebuilds it (name, arguments, input size, task, classes) as metadata."""
+def export_safetensors(model: torch.nn.Module, hp: dict, out: str | Path, *, fp16: bool = False) -> Path:
+    """Weights of ``model`` with what rebuilds it (name, arguments, input size, task, classes) as metadata;
+    ``fp16``: floating tensors stored in half precision (read back as float32 by sonokit's loaders)."""
     from safetensors.torch import save_file
 
     from .data.io import atomic_write
@@ -51,6 +52,8 @@ def export_safetensors(model: torch.nn.Module, hp: dict, out: str | Path) -> Pat
 
     out = Path(out)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if fp16:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
     kw = MODELS.rebuild_kwargs(hp["model"], dict(hp.get("model_kwargs") or {}))
     meta = {"sonokit_model": str(hp["model"]), "model_kwargs": json.dumps(kw, default=list),
             "image_size": str(hp["image_size"]), "task": str(hp.get("task", "segment")),
@@ -69,6 +72,7 @@ def load_safetensors_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     if "sonokit_model" not in meta:
         raise CheckpointError(f"'{path}' has no sonokit_model metadata; expected a file from `sonokit export`")
     model = create_model(meta["sonokit_model"], **json.loads(meta.get("model_kwargs") or "{}"))
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}  # fp16 exports: as float32
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:
