@@ -6,6 +6,7 @@ A small public API, imported lazily (``import sonokit`` loads no torch until a n
     run = sonokit.fit(cfg)                                           # -> run folder
     res = sonokit.evaluate(run / "checkpoints/best.ckpt")             # held-out test split
     masks = sonokit.predict(run / "checkpoints/best.ckpt", ["scan.png"])
+    seg = sonokit.load("busi-lesion")                                 # a shipped model (sonokit.zoo)
 
 Everything else lives in the subpackages (``sonokit.data``, ``sonokit.models``, ``sonokit.physics``,
 ``sonokit.metrics``, ``sonokit.tasks``, ``sonokit.runs``, ``sonokit.reports``, ...).
@@ -21,6 +22,7 @@ _API = {
     "predict": "sonokit.inference", "Segmenter": "sonokit.inference", "Classifier": "sonokit.inference",
     "open_dataset": "sonokit.data", "Sample": "sonokit.data", "create_model": "sonokit.models",
     "list_models": "sonokit.models", "simulate_phantom": "sonokit.physics", "build_report": "sonokit.reports",
+    "load": "sonokit.zoo",
 }
 
 __all__ = ["__version__", *_API]

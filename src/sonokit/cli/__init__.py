@@ -82,6 +82,8 @@ def models_cmd(
     pattern: str = typer.Argument("*", help="Glob pattern, e.g. 'resunet*'."),
     kind: str = typer.Option("model", "--kind", help="Registry to list: " + ", ".join(KINDS) + ", or all."),
     params: bool = typer.Option(False, "--params", help="Also list each entry's config keys (factory parameters)."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="List the trained models shipped with sonokit "
+                                    "(name, --task, file, card) instead."),
 ) -> None:
     """List what is registered: models, encoders, decoders, losses, enhancers, classical filters, dataset
     formats, SSL methods. Each entry's parameters are the keys its config section takes."""
@@ -89,6 +91,13 @@ def models_cmd(
 
     from ..errors import ConfigError
 
+    if pretrained:
+        from ..zoo import entries
+
+        for e in entries():
+            print(f"{e.name}  (--task {e.alias}; {e.task}, {e.dtype}, {e.path.stat().st_size / 2**20:.1f} MiB)  —  "
+                  f"{e.summary}  Card: {e.card_path}")
+        return
     kinds = list(KINDS) if kind == "all" else [kind]
     if kind != "all" and kind not in KINDS:
         from ..registry import did_you_mean

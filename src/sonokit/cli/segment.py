@@ -46,8 +46,11 @@ def segment_cmd(
     images: list[Path] = typer.Argument(..., help="Image files or folders (PNG, JPEG, BMP, TIFF, DICOM); folders "
                                         "are walked recursively, ground-truth masks beside images (NAME_mask*.png, "
                                         "NAME_Annotation.png) and dataset mask folders are left out."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint (.ckpt) from `sonokit train`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for NAME_mask.png and NAME_overlay.png."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", "-k", help="Checkpoint (.ckpt) from `sonokit train` "
+                                    "(default: the shipped model of --task; `sonokit models --pretrained`)."),
+    task: str = typer.Option("breast", "--task", help="Without --checkpoint: which shipped model, by task (breast) "
+                             "or name (busi-lesion)."),
+    out: Path = typer.Option("segmented", "--out", "-o", help="Output folder for NAME_mask.png and NAME_overlay.png."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
     tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirrored prediction (2x slower)."),
@@ -77,6 +80,7 @@ def segment_cmd(
     The overlay of a large image is written downscaled to at most 2048 px on its long side.
 
     A bad file (unreadable, empty, NaN pixels) is reported and skipped; the exit code is then 1 (--fail-fast: stop at the first)."""
+    from ..errors import ConfigError
     from ..inference import Segmenter
     from ..inference.backend import check_onnx_request, default_threads
     from ..inference.files import segment_to_files
@@ -84,9 +88,19 @@ def segment_cmd(
     console = make_console()
     if backend == "onnx":
         check_onnx_request(save_uncertainty=save_uncertainty, organ=organ)
-    seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust, organ=organ,
-                                    backend=backend, threads=threads or default_threads(),
-                                    log=lambda m: console.print(m, markup=False))
+    if checkpoint is None:  # a shipped model
+        from ..zoo import entry, load
+
+        if backend != "torch" or organ is not None:
+            raise ConfigError("shipped models run with --backend torch and no --organ; pass --checkpoint for others")
+        e = entry(task)
+        console.print(f"model: shipped '{e.name}' ({e.summary.split(':')[0]}; card: sonokit/zoo/cards/{e.card})",
+                      markup=False)
+        seg = load(e.name, device=device, threshold=threshold, tta=tta, threads=threads or default_threads())
+    else:
+        seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust,
+                                        organ=organ, backend=backend, threads=threads or default_threads(),
+                                        log=lambda m: console.print(m, markup=False))
     plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
     empty, extras = 0, 0
     for item in plan.items:

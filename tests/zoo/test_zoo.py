@@ -1,0 +1,71 @@
+"""Shipped models: the index, the checked load, `sonokit segment` without a checkpoint, and (real data) the
+card's test Dice reproduced from the shipped file."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from sonokit.cli import app
+from sonokit.errors import CheckpointError, ConfigError
+from sonokit.zoo import entries, entry, load, weights
+
+from ..conftest import ok
+
+runner = CliRunner()
+
+
+def test_index_lists_the_breast_model_with_its_card():
+    e = entry("breast")
+    assert e.name == "busi-lesion" and entry("busi-lesion") == e and e in entries()
+    assert e.path.exists() and e.card_path.exists() and e.dtype == "float16"
+    assert "Known failure modes" in e.card_path.read_text() and "fp16 check" in e.card_path.read_text()
+    total = sum(x.path.stat().st_size for x in entries())
+    assert total <= 60 * 2**20  # the issue's budget for all shipped weights
+    with pytest.raises(ConfigError, match="no shipped model 'liver'; shipped: busi-lesion"):
+        entry("liver")
+
+
+def test_load_checks_the_digest_and_predicts_at_any_size():
+    e = entry("breast")
+    with pytest.raises(CheckpointError, match="damaged or was replaced"):
+        weights(dataclasses.replace(e, sha256="0" * 64))
+    seg = load("busi-lesion")
+    prob = seg.predict(np.random.default_rng(0).random((90, 130)).astype(np.float32))
+    assert prob.shape == (90, 130) and prob.dtype == np.float32 and 0 <= prob.min() and prob.max() <= 1
+    import sonokit
+
+    assert sonokit.load is load
+
+
+def test_segment_without_a_checkpoint_uses_the_shipped_model(tmp_path):
+    img = tmp_path / "scan.png"
+    Image.fromarray((np.random.default_rng(1).random((70, 90)) * 255).astype(np.uint8)).save(img)
+    out = ok(runner.invoke(app, ["segment", str(img), "--out", str(tmp_path / "o"), "--threads", "1"]))
+    assert "shipped 'busi-lesion'" in out and (tmp_path / "o" / "scan_mask.png").exists()
+    assert "busi-lesion  (--task breast" in ok(runner.invoke(app, ["models", "--pretrained"]))
+    r = runner.invoke(app, ["segment", str(img), "--out", str(tmp_path / "x"), "--task", "liver"])
+    assert r.exit_code != 0 and "no shipped model 'liver'" in str(r.exception)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_cards_test_dice_comes_back_from_the_shipped_file(real_busi):
+    from sonokit.data import open_dataset
+    from sonokit.data.splits import filter_classes, load_split, select_ids
+    from sonokit.evaluation import evaluate_segmentation
+
+    from ..conftest import REPO
+
+    reader = open_dataset(real_busi, "busi")
+    ids = filter_classes(select_ids(load_split(REPO / "splits" / "busi_v1.json"), "test"), reader,
+                         ["benign", "malignant"])
+    res = evaluate_segmentation(load("breast"), data_root=real_busi, data_format="busi", ids=ids,
+                                save_predictions=False)
+    card = entry("breast").card_path.read_text()
+    assert res["n"] == 130 and f"{res['aggregate']['dice']['mean']:.3f} ± {res['aggregate']['dice']['std']:.3f}" in card
+    json.dumps(res["aggregate"])
