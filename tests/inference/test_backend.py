@@ -78,3 +78,25 @@ def test_thread_default_is_sane():
             set_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_cached_graph_segments_without_importing_torch(trained, tmp_path):
+    import subprocess
+    import sys
+
+    d, ck = trained
+    Segmenter.from_checkpoint(ck, backend="onnx", threads=1)  # the graph exists (made with torch)
+    img = d / "ph" / "images" / "phantom_0003.png"
+    code = ("import sys; from sonokit.cli import main; sys.argv = ['sonokit', 'segment', sys.argv[1], '--checkpoint', "
+            "sys.argv[2], '--out', sys.argv[3], '--backend', 'onnx', '--threads', '1']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nprint('no torch')")
+    r = subprocess.run([sys.executable, "-c", code, str(img), str(ck), str(tmp_path / "lite")], capture_output=True,
+                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0 and "no torch" in r.stdout, r.stdout + r.stderr
+    ok(runner.invoke(app, ["segment", str(img), "--checkpoint", str(ck), "--out", str(tmp_path / "eager")]))
+    from PIL import Image
+
+    a = np.asarray(Image.open(tmp_path / "lite" / "phantom_0003_mask.png")) > 0
+    b = np.asarray(Image.open(tmp_path / "eager" / "phantom_0003_mask.png")) > 0
+    assert a.shape == b.shape and (a != b).mean() < 0.002  # resampling round-off at the boundary at most

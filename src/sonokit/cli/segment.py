@@ -81,13 +81,15 @@ def segment_cmd(
 
     A bad file (unreadable, empty, NaN pixels) is reported and skipped; the exit code is then 1 (--fail-fast: stop at the first)."""
     from ..errors import ConfigError
-    from ..inference import Segmenter
     from ..inference.backend import check_onnx_request, default_threads
     from ..inference.files import segment_to_files
 
     console = make_console()
+    n_threads = threads or default_threads()
     if backend == "onnx":
         check_onnx_request(save_uncertainty=save_uncertainty, organ=organ)
+        if tta:
+            raise ConfigError("--backend onnx runs the graph once per image; --tta needs --backend torch")
     if checkpoint is None:  # a shipped model
         from ..zoo import entry, load
 
@@ -96,11 +98,19 @@ def segment_cmd(
         e = entry(task)
         console.print(f"model: shipped '{e.name}' ({e.summary.split(':')[0]}; card: sonokit/zoo/cards/{e.card})",
                       markup=False)
-        seg = load(e.name, device=device, threshold=threshold, tta=tta, threads=threads or default_threads())
+        seg = load(e.name, device=device, threshold=threshold, tta=tta, threads=n_threads)
     else:
-        seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust,
-                                        organ=organ, backend=backend, threads=threads or default_threads(),
-                                        log=lambda m: console.print(m, markup=False))
+        seg = None
+        if backend == "onnx" and device == "cpu":  # a graph made earlier: ONNX Runtime and NumPy, no torch import
+            from ..inference.lite import lite_segmenter
+
+            seg = lite_segmenter(checkpoint, threshold=threshold, threads=n_threads)
+        if seg is None:
+            from ..inference import Segmenter
+
+            seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust,
+                                            organ=organ, backend=backend, threads=n_threads,
+                                            log=lambda m: console.print(m, markup=False))
     plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
     empty, extras = 0, 0
     for item in plan.items:

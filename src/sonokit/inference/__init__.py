@@ -1,7 +1,21 @@
-"""Inference with trained models: read a checkpoint safely, rebuild its model, predict any image size."""
-from .api import predict
-from .checkpoint import build_model, model_weights, read_task_checkpoint, task_of, torch_device
-from .classifier import Classifier
-from .segmenter import Segmenter
+"""Inference with trained models: read a checkpoint safely, rebuild its model, predict any image size.
 
-__all__ = ["predict", "Segmenter", "Classifier", "read_task_checkpoint", "build_model", "model_weights", "task_of", "torch_device"]
+Names are imported on first use (PEP 562), so the torch-free parts (:mod:`.lite`, :mod:`.files`,
+:mod:`.extras`) load without torch."""
+from __future__ import annotations
+
+import importlib
+
+_NAMES = {"predict": ".api", "Segmenter": ".segmenter", "Classifier": ".classifier",
+          "read_task_checkpoint": ".checkpoint", "build_model": ".checkpoint", "model_weights": ".checkpoint",
+          "task_of": ".checkpoint", "torch_device": ".checkpoint"}
+
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sonokit.inference' has no attribute '{name}'")

@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 
@@ -49,6 +48,8 @@ def default_threads() -> int:
 
 def set_threads(n: int | None) -> int:
     """Set torch's CPU threads to ``n`` (None: :func:`default_threads`); returns the number used."""
+    import torch
+
     if n is not None and n < 1:
         raise ConfigError(f"--threads must be at least 1, found {n}")
     n = default_threads() if n is None else int(n)
@@ -88,7 +89,9 @@ class OnnxModel:
         self.path = path
         self.batch_inputs: tuple[str, ...] = ()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x):
+        import torch
+
         out = self.session.run(["logits"], {"image": x.detach().cpu().numpy().astype(np.float32)})[0]
         return torch.from_numpy(out)
 
@@ -104,7 +107,7 @@ def cached_graph(checkpoint: Path) -> tuple[Path, Path]:
 
 
 def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size: int, task: str = "segment",
-               tol: float = CHECK_TOL, log=None) -> OnnxModel:
+               tol: float = CHECK_TOL, log=None, model_name: str | None = None) -> OnnxModel:
     """The checkpoint's ONNX graph in ONNX Runtime, exported and checked against torch on first use (module
     docstring). ``build_torch()`` returns the eager model (called only when the graph must be made)."""
     ck = Path(checkpoint)
@@ -114,8 +117,11 @@ def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size:
     if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns and info.get("ok"):
         return OnnxModel(graph, threads)
     digest = file_digest(ck)
-    if info.get("sha256") == digest and info.get("ok"):
+    if info.get("sha256") == digest and info.get("ok"):  # same bytes, touched: record the new time
+        meta.write_text(json.dumps({**info, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
         return OnnxModel(graph, threads)
+    import torch
+
     from .onnx import export_onnx
 
     model = build_torch().cpu().eval()
@@ -134,7 +140,8 @@ def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size:
     diff = float((sess(x) - ref).abs().max())
     ok = diff <= tol
     side.write_text(json.dumps({"checkpoint": ck.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                "sha256": digest, "max_abs_diff": diff, "tol": tol, "ok": ok}))
+                                "sha256": digest, "max_abs_diff": diff, "tol": tol, "ok": ok,
+                                "image_size": int(image_size), "task": task, "model": model_name}))
     if not ok:
         raise ConfigError(f"the ONNX graph of '{ck}' differs from the torch model by {diff:.2e} (> {tol:g}) on a "
                           "check batch; use --backend torch")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.inputs import InputItem, read_input
 from ..data.io import write_gray_png, write_map_png, write_png
-from .segmenter import EXTRA_OUTPUTS, Segmenter
+from .extras import EXTRA_OUTPUTS
 
 EXTRA_FILES = tuple(name for name, _ in EXTRA_OUTPUTS.values())  # NAME_<map>.png, in this order
 
@@ -48,9 +48,10 @@ class SegmentedImage:
                 f"max probability {self.max_prob:.3f}{more}")
 
 
-def segment_to_files(seg: Segmenter, item: InputItem, out: Path, *, save_prob: bool = False,
+def segment_to_files(seg, item: InputItem, out: Path, *, save_prob: bool = False,
                      save_uncertainty: bool = False) -> SegmentedImage:
-    """Read ``item`` (large images without a float copy), segment it with ``seg`` and write its files into
+    """Read ``item`` (large images without a float copy), segment it with ``seg`` (a
+    :class:`~.segmenter.Segmenter` or :class:`~.lite.LiteSegmenter`) and write its files into
     ``out`` (``save_uncertainty``: also the model's extra maps, when it has any). Raises
     :class:`~sonokit.errors.DataError` (or ``ValueError``) for a bad input."""
     from PIL import Image

@@ -29,9 +29,7 @@ from .checkpoint import build_model, read_task_checkpoint, torch_device
 from .organ import call_model
 
 LARGE_PIXELS = 4096 * 4096
-#: model outputs kept as extra maps: output name -> (map name, the output is a logit)
-EXTRA_OUTPUTS = {"uncertainty": ("uncertainty", False), "fp_logits": ("fp", True), "fn_logits": ("fn", True),
-                 "initial_logits": ("initial", True)}
+from .extras import EXTRA_OUTPUTS  # noqa: E402,F401  (model outputs kept as extra maps)
 
 
 @dataclass
@@ -100,7 +98,7 @@ class Segmenter:
             raise ConfigError("--backend onnx: the exported graph has no organ input; use --backend torch with --organ")
         hp = ckpt["hyper_parameters"]
         model = onnx_model(path, threads=threads or default_threads(), build_torch=lambda: build_model(ckpt, path),
-                           image_size=int(hp["image_size"]), log=log)
+                           image_size=int(hp["image_size"]), log=log, model_name=str(hp.get("model")))
         return cls(model, int(hp["image_size"]), hp, torch.device("cpu"), threshold, tta, large_pixels)
 
     @classmethod
