@@ -4,7 +4,7 @@ import yaml
 
 from sonokit.config import load_config, spec
 from sonokit.errors import ConfigError
-from sonokit.experiments import AblationConfig, EnhanceBenchConfig, SSLGridConfig
+from sonokit.experiments import AblationConfig, EnhanceBenchConfig, PretrainAblationConfig, SSLGridConfig
 
 from ..conftest import REPO
 
@@ -17,6 +17,8 @@ def _experiment_cls(path):
         return SSLGridConfig
     if "frames" in d or "enhancers" in d:
         return EnhanceBenchConfig
+    if "downstream" in d:
+        return PretrainAblationConfig
     if "rows" in d:
         return AblationConfig
     return None
