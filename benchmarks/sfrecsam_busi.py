@@ -188,7 +188,7 @@ def main() -> None:
     md = ["# SF-RecSAM on BUSI (CPU preset)\n",
           f"`python benchmarks/sfrecsam_busi.py` (the ablation `{CONFIG.relative_to(ROOT)}`: tiny SAM, ViT-Tiny "
           "width, randomly initialised — official SAM weights cannot be downloaded on these machines — at 128 px; "
-          "base stage 5 epochs, corrector stage 2 epochs). Test part of `splits/busi_v1.json` (130 benign + "
+          "base stage 5 epochs, corrector stage 1 epoch — the CPU budget of one session). Test part of `splits/busi_v1.json` (130 benign + "
           "malignant images, de-duplicated), scored at each image's original size; checkpoints chosen on val; "
           "mean ± std over seeds. HD95 in pixels. The corrector rows correct the base network of "
           "'+ spatial-frequency fusion' (the same trained network per seed), so their differences to that row are "
@@ -211,6 +211,13 @@ def main() -> None:
           "with u ≥ 0.5) set to the ground truth — the ceiling of a corrector that may only change those pixels.\n",
           markdown_table(c_header, c_rows),
           f"\nCommit {doc['commit']}; machine: {doc['machine']}.\n"]
+    notes = []
+    for key, r in abl.runs.items():
+        t = Path(r["folder"]) / "eval" / "time.json"
+        if t.exists() and json.loads(t.read_text()).get("note"):
+            notes.append(f"- {key.split('|')[0]}, seed {key.split('|')[2]}: {json.loads(t.read_text())['note']}")
+    if notes:
+        md.insert(-1, "\nRun notes:\n\n" + "\n".join(notes) + "\n")
     (OUT / "sfrecsam_busi.md").write_text("\n".join(md))
     print(f"wrote {OUT / 'sfrecsam_busi.md'}")
 
