@@ -26,6 +26,7 @@ import numpy as np
 
 from ..data import open_dataset
 from ..errors import ConfigError, DataError
+from .segment import labelled_batches
 
 BUDGETS = (0.01, 0.02, 0.05, 0.1)
 
@@ -99,22 +100,7 @@ def uncertainty_calibration(segmenter, *, data_root: str | Path, data_format: st
     unc, margin = _Tally(bins), _Tally(bins)
     initial_dice, final_dice, flagged, thresh_dice, wrong_frac = [], [], [], [], []
     skipped, has_initial = [], None
-    for start in range(0, len(ids), batch_size):
-        if progress:
-            progress(start, len(ids))
-        batch = []
-        for sid in ids[start:start + batch_size]:
-            try:
-                s = reader.get(sid)
-            except DataError as e:
-                skipped.append({"id": sid, "error": str(e)})
-                continue
-            if s.mask is None:
-                skipped.append({"id": sid, "error": "no ground-truth mask"})
-                continue
-            batch.append(s)
-        if not batch:
-            continue
+    for batch in labelled_batches(reader, ids, batch_size, skipped, progress):
         for s, mp in zip(batch, segmenter.predict_maps([s.image for s in batch])):
             if "uncertainty" not in mp:
                 raise ConfigError("the model returns no uncertainty map; calibration needs a model with one (e.g. "

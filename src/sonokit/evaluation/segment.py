@@ -15,6 +15,28 @@ from ..metrics import aggregate, segmentation_metrics
 from .output import write_evaluation
 
 
+def labelled_batches(reader, ids: list[str], batch_size: int, skipped: list[dict],
+                     progress: Callable[[int, int], None] | None = None):
+    """Batches (lists of samples) of ``ids`` that read and have a ground-truth mask; the others are appended to
+    ``skipped`` as ``{id, error}``; ``progress(done, total)`` before each batch."""
+    for start in range(0, len(ids), batch_size):
+        if progress:
+            progress(start, len(ids))
+        batch = []
+        for sid in ids[start : start + batch_size]:
+            try:
+                s = reader.get(sid)
+            except DataError as e:
+                skipped.append({"id": sid, "error": str(e)})
+                continue
+            if s.mask is None:
+                skipped.append({"id": sid, "error": "no ground-truth mask"})
+                continue
+            batch.append(s)
+        if batch:
+            yield batch
+
+
 def evaluate_segmentation(
     segmenter: Segmenter,
     *,
@@ -46,22 +68,7 @@ def evaluate_segmentation(
     ids = ids if ids is not None else reader.ids
     rows, skipped = [], []
     out = Path(out_dir) if out_dir else None
-    for start in range(0, len(ids), batch_size):
-        if progress:
-            progress(start, len(ids))
-        batch = []
-        for sid in ids[start : start + batch_size]:
-            try:
-                s = reader.get(sid)
-            except DataError as e:
-                skipped.append({"id": sid, "error": str(e)})
-                continue
-            if s.mask is None:
-                skipped.append({"id": sid, "error": "no ground-truth mask"})
-                continue
-            batch.append(s)
-        if not batch:
-            continue
+    for batch in labelled_batches(reader, ids, batch_size, skipped, progress):
         seen = [s.image if transform is None else transform(s.image) for s in batch]
         if save_uncertainty and out is not None:  # the probability and the model's extra maps
             maps = segmenter.predict_maps(seen)
