@@ -265,3 +265,14 @@ def write_map_png(path: str | Path, m: np.ndarray) -> Path:
 def safe_name(sample_id: str) -> str:
     """A sample id as a file name: runs of characters other than letters, digits, '.', '_' and '-' become '_'."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id).strip("_")
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -32,7 +32,7 @@ from PIL import Image
 
 from ..errors import ConfigError, DataError
 from .datasets import DatasetReader
-from .io import atomic_write, publish
+from .io import atomic_write, publish, sha256_file
 from .organs import organ_index, organ_vocabulary
 
 MANIFEST = "shards.json"
@@ -152,14 +152,6 @@ def _valid_prefix(out: Path, shards: list[dict]) -> list[dict]:
     return keep
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_shards(sources: Mapping[str, DatasetReader] | Sequence[DatasetReader], out_dir: str | Path, *,
                  shard_size: int = 1000, organs: list[str] | tuple[str, ...] | None = None,
                  max_side: int | None = None, resume: bool = True,
@@ -251,7 +243,7 @@ def write_shards(sources: Mapping[str, DatasetReader] | Sequence[DatasetReader],
             break
         publish(tmp, out / name)
         man["shards"].append({"name": name, "samples": n, "bytes": (out / name).stat().st_size,
-                              "sha256": _sha256(out / name), "start": start, "stop": pos, "skipped": skipped})
+                              "sha256": sha256_file(out / name), "start": start, "stop": pos, "skipped": skipped})
         _save(out, man)
         if log:
             log(f"{name}: {n} samples" + (f" ({len(skipped)} unreadable, skipped)" if skipped else ""))

@@ -19,7 +19,6 @@ default of all of them (measured in ``benchmarks/results/inference.md``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.io import sha256_file
 from ..errors import ConfigError
 
 BACKENDS = ("torch", "onnx")
@@ -55,14 +55,6 @@ def set_threads(n: int | None) -> int:
     n = default_threads() if n is None else int(n)
     torch.set_num_threads(n)
     return n
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_onnx_request(*, save_uncertainty: bool = False, organ: str | None = None) -> None:
@@ -116,7 +108,7 @@ def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size:
     info = json.loads(meta.read_text()) if meta.exists() and graph.exists() else {}
     if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns and info.get("ok"):
         return OnnxModel(graph, threads)
-    digest = file_digest(ck)
+    digest = sha256_file(ck)
     if info.get("sha256") == digest and info.get("ok"):  # same bytes, touched: record the new time
         meta.write_text(json.dumps({**info, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
         return OnnxModel(graph, threads)

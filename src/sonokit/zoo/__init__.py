@@ -9,7 +9,6 @@ trained it (:mod:`.build`: data and split, config, commit, test metrics, intende
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +61,12 @@ def entry(name: str) -> ZooEntry:
 
 def weights(e: ZooEntry) -> tuple[dict, dict]:
     """The entry's tensors as float32 and its metadata; the file's SHA-256 is checked first."""
+    from ..data.io import sha256_file
     from ..serialization import load_weights
 
     if not e.path.exists():
         raise CheckpointError(f"shipped model '{e.name}': {e.path} is missing (a broken install?)")
-    digest = hashlib.sha256(e.path.read_bytes()).hexdigest()
+    digest = sha256_file(e.path)
     if digest != e.sha256:
         raise CheckpointError(f"shipped model '{e.name}': {e.path} has SHA-256 {digest[:12]}..., the index records "
                               f"{e.sha256[:12]}...; the file is damaged or was replaced - reinstall sonokit")

@@ -13,7 +13,6 @@ the fp16 check, intended use and known failure modes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def score(seg, data: dict, ids) -> dict:
 def build_entry(run: str | Path, name: str, *, alias: str | None, summary: str, use: str, failures: list[str],
                 ood: list[tuple[str, str]] = (), max_dice_loss: float = 0.002, log=print) -> dict:
     from ..data import open_dataset
+    from ..data.io import sha256_file
     from ..data.splits import filter_classes, load_split, select_ids
     from ..export import export_safetensors
     from ..inference import Segmenter, build_model, read_task_checkpoint
@@ -50,7 +50,7 @@ def build_entry(run: str | Path, name: str, *, alias: str | None, summary: str, 
     import sonokit.zoo as zoo
 
     def shipped_segmenter(path: Path):
-        e = zoo.ZooEntry(name, "segment", alias, path.name, hashlib.sha256(path.read_bytes()).hexdigest(), "", "", "")
+        e = zoo.ZooEntry(name, "segment", alias, path.name, sha256_file(path), "", "", "")
         sd, meta = zoo.weights(e)
         from ..models import create_model
 
@@ -69,7 +69,7 @@ def build_entry(run: str | Path, name: str, *, alias: str | None, summary: str, 
         half, dtype = full, "float32"
     shipped = shipped_segmenter(out)
     oods = {nm: score(shipped, {"root": root, "format": None}, None) for nm, root in ood}
-    sha = hashlib.sha256(out.read_bytes()).hexdigest()
+    sha = sha256_file(out)
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     card = card_text(name, alias, summary, use, failures, hp, info, run, half, oods, full, loss, dtype, out)
     (HERE / "cards" / f"{name}.md").write_text(card)
