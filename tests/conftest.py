@@ -84,3 +84,15 @@ def real_hc18() -> Path:
 @pytest.fixture
 def real_ddti() -> Path:
     return _real("ddti")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Shipped models' ONNX graphs go to a cache of the test session, never the user's ~/.cache/sonokit."""
+    old = os.environ.get("SONOKIT_CACHE")
+    os.environ["SONOKIT_CACHE"] = str(tmp_path_factory.mktemp("sonokit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SONOKIT_CACHE", None)
+    else:
+        os.environ["SONOKIT_CACHE"] = old

@@ -42,9 +42,12 @@ def export_model(checkpoint: str | Path, out: str | Path, *, trust: bool = False
     return str(hp["model"])
 
 
-def export_safetensors(model: torch.nn.Module, hp: dict, out: str | Path, *, fp16: bool = False) -> Path:
+def export_safetensors(model: torch.nn.Module, hp: dict, out: str | Path, *, fp16: bool = False,
+                       extra: dict[str, str] | None = None) -> Path:
     """Weights of ``model`` with what rebuilds it (name, arguments, input size, task, classes) as metadata;
-    ``fp16``: floating tensors stored in half precision (read back as float32 by sonokit's loaders)."""
+    ``fp16``: floating tensors stored in half precision (read back as float32 by sonokit's loaders). An
+    enhancement model (``hp["task"] == "enhance"``) records its size multiple and its ``image`` settings
+    (``hparams``) instead of an input size; ``extra``: more metadata strings."""
     from safetensors.torch import save_file
 
     from .data.io import atomic_write
@@ -54,11 +57,21 @@ def export_safetensors(model: torch.nn.Module, hp: dict, out: str | Path, *, fp1
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if fp16:
         sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-    kw = MODELS.rebuild_kwargs(hp["model"], dict(hp.get("model_kwargs") or {}))
-    meta = {"sonokit_model": str(hp["model"]), "model_kwargs": json.dumps(kw, default=list),
-            "image_size": str(hp["image_size"]), "task": str(hp.get("task", "segment")),
-            "classes": json.dumps((hp.get("data") or {}).get("classes")),
-            "input": "(B, 1, S, S) float32 in [0, 1], letterboxed", "output": "logits"}
+    if hp.get("task") == "enhance":
+        from .enhance.models import ENHANCERS
+
+        kw = ENHANCERS.rebuild_kwargs(hp["model"], dict(hp.get("model_kwargs") or {}))
+        meta = {"sonokit_model": str(hp["model"]), "model_kwargs": json.dumps(kw, default=list), "task": "enhance",
+                "multiple": str(int(getattr(model, "multiple", 1))),
+                "hparams": json.dumps({"image": hp.get("image")}, default=list),
+                "input": "(B, 1, H, W) float32 in [0, 1]", "output": "enhanced image"}
+    else:
+        kw = MODELS.rebuild_kwargs(hp["model"], dict(hp.get("model_kwargs") or {}))
+        meta = {"sonokit_model": str(hp["model"]), "model_kwargs": json.dumps(kw, default=list),
+                "image_size": str(hp["image_size"]), "task": str(hp.get("task", "segment")),
+                "classes": json.dumps((hp.get("data") or {}).get("classes")),
+                "input": "(B, 1, S, S) float32 in [0, 1], letterboxed", "output": "logits"}
+    meta.update(extra or {})
     return atomic_write(out, lambda tmp: save_file(sd, tmp, metadata=meta))
 
 

@@ -94,7 +94,8 @@ def test_a_cached_graph_segments_without_importing_torch(trained, tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(img), str(ck), str(tmp_path / "lite")], capture_output=True,
                        text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0 and "no torch" in r.stdout, r.stdout + r.stderr
-    ok(runner.invoke(app, ["segment", str(img), "--checkpoint", str(ck), "--out", str(tmp_path / "eager")]))
+    ok(runner.invoke(app, ["segment", str(img), "--checkpoint", str(ck), "--out", str(tmp_path / "eager"),
+                           "--backend", "torch"]))
     from PIL import Image
 
     a = np.asarray(Image.open(tmp_path / "lite" / "phantom_0003_mask.png")) > 0

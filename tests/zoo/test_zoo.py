@@ -69,3 +69,34 @@ def test_the_cards_test_dice_comes_back_from_the_shipped_file(real_busi):
     card = entry("breast").card_path.read_text()
     assert res["n"] == 130 and f"{res['aggregate']['dice']['mean']:.3f} ± {res['aggregate']['dice']['std']:.3f}" in card
     json.dumps(res["aggregate"])
+
+
+def test_shipped_model_in_onnx_runtime_matches_torch_and_then_runs_without_torch(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime")
+    from sonokit.zoo import graph_paths, lite
+
+    x = np.random.default_rng(2).random((90, 130)).astype(np.float32)
+    logs: list[str] = []
+    a = load("breast").predict(x)
+    b = load("breast", backend="onnx", threads=1, log=logs.append).predict(x)  # made now, or cached earlier
+    assert np.abs(a - b).max() < 1e-3
+    graph, side = graph_paths(entry("breast"))
+    assert graph.exists() and json.loads(side.read_text())["sha256"] == entry("breast").sha256
+    c = lite("breast", threads=1).predict(x)
+    assert np.abs(a - c).max() < 1e-3
+    with pytest.raises(ConfigError, match="must be one of torch, onnx"):
+        load("breast", backend="tensorrt")
+    img = tmp_path / "scan.png"
+    Image.fromarray((x * 255).astype(np.uint8)).save(img)
+    code = ("import sys; from sonokit.cli import main; sys.argv = ['sonokit', 'segment', sys.argv[1], '--out', "
+            "sys.argv[2], '--threads', '1']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nprint('no torch')")
+    r = subprocess.run([sys.executable, "-c", code, str(img), str(tmp_path / "o")], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0 and "no torch" in r.stdout, r.stdout + r.stderr
+    assert (tmp_path / "o" / "scan_mask.png").exists() and (tmp_path / "o" / "segmentation.csv").exists()

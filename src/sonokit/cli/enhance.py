@@ -24,7 +24,11 @@ from .segment import make_console, start_batch
 def enhance_cmd(
     images: list[Path] = typer.Argument(..., help="Image files or folders (PNG, JPEG, BMP, TIFF, DICOM); folders "
                                         "are walked recursively, ground-truth masks left out (as `sonokit segment`)."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint (.ckpt) from `sonokit train enhance`."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", "-k", help="Checkpoint (.ckpt) from `sonokit train "
+                                    "enhance` (default: the shipped model --model; `sonokit models --pretrained`)."),
+    model: str = typer.Option(None, "--model", help="Without --checkpoint: the shipped enhancer, by name or alias "
+                              "(default: blind, the blind enhancer; with --refine nllr-wiener: guide, the "
+                              "DRUNet-small guide)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for NAME_enhanced.png (and .dcm for DICOM input)."),
     tile: int = typer.Option(256, help="Tile side in pixels for images larger than one tile (a multiple of the "
                                        "model's size multiple: 64 for SCUNet)."),
@@ -41,6 +45,9 @@ def enhance_cmd(
     guide_weight: float = typer.Option(None, "--guide-weight", help="With --refine nllr-wiener: the network's share "
                                        "of the Wiener pilot, in [0, 1] (default: the tuned weight, "
                                        "sonokit.enhance.hybrid.GUIDE_WEIGHT)."),
+    backend: str = typer.Option("auto", "--backend", help="torch, onnx (the network's graph in ONNX Runtime: pip "
+                                "install 'sonokit[onnx]'; exported and checked against torch on first use; CPU), or "
+                                "auto: onnx when ONNX Runtime is installed and --device is cpu, else torch."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: the cores this process may "
                                 "use minus the 1-minute load average, at least 1)."),
     trust: bool = trust_option(),
@@ -48,14 +55,24 @@ def enhance_cmd(
     """Enhance images of any size with a trained enhancement model (deconvolution + denoising)."""
     import torch
 
-    from ..inference.backend import set_threads
+    from ..inference.backend import resolve_backend, set_threads
 
-    set_threads(threads)
+    n_threads = set_threads(threads)
     from ..enhance.files import enhance_fn, enhance_to_files
     from ..enhance.inference import load_enhancer
 
     console = make_console()
-    net, hp = load_enhancer(checkpoint, device=device, trust=trust)
+    backend = resolve_backend(backend, device)
+    say = lambda m: console.print(m, markup=False)  # noqa: E731
+    if checkpoint is None:
+        from ..zoo import entry
+        from ..zoo import load_enhancer as load_shipped
+
+        e = entry(model or ("guide" if refine == "nllr-wiener" else "blind"), task="enhance")
+        say(f"model: shipped '{e.name}' ({e.summary.split(':')[0]}; card: sonokit/zoo/cards/{e.card})")
+        net, hp = load_shipped(e.name, device=device, backend=backend, threads=n_threads, log=say)
+    else:
+        net, hp = load_enhancer(checkpoint, device=device, trust=trust, backend=backend, threads=n_threads, log=say)
     ms = (hp.get("image") or {}).get("max_side")
     if ms and not training_scale:
         console.print(f"[yellow]note:[/] this model was trained on frames downscaled to <= {ms} px; at another "

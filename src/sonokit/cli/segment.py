@@ -48,8 +48,8 @@ def segment_cmd(
                                         "NAME_Annotation.png) and dataset mask folders are left out."),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-k", help="Checkpoint (.ckpt) from `sonokit train` "
                                     "(default: the shipped model of --task; `sonokit models --pretrained`)."),
-    task: str = typer.Option("breast", "--task", help="Without --checkpoint: which shipped model, by task (breast) "
-                             "or name (busi-lesion)."),
+    task: str = typer.Option("breast", "--task", help="Without --checkpoint: which shipped model, by task "
+                             "(breast | fetal-head) or name (busi-lesion, hc18-head)."),
     out: Path = typer.Option("segmented", "--out", "-o", help="Output folder for NAME_mask.png and NAME_overlay.png."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
@@ -65,9 +65,14 @@ def segment_cmd(
     organ: str = typer.Option(None, "--organ", help="Anatomy-conditioned models (A-ViT encoders): the organ of "
                               "the images, a name of the model's vocabulary, e.g. breast (default: the model "
                               "predicts it)."),
-    backend: str = typer.Option("torch", "--backend", help="torch, or onnx: the model's graph in ONNX Runtime "
-                                "(pip install 'sonokit[onnx]'), exported beside the checkpoint and checked against "
-                                "torch on first use; masks only, CPU."),
+    backend: str = typer.Option("auto", "--backend", help="torch, onnx (the model's graph in ONNX Runtime: pip "
+                                "install 'sonokit[onnx]'; exported beside the checkpoint - shipped models: in "
+                                "~/.cache/sonokit - and checked against torch on first use; masks only, CPU), or auto: "
+                                "onnx when ONNX Runtime is installed and nothing asked for needs torch (--device cuda, "
+                                "--tta, --save-uncertainty, --organ), else torch."),
+    pixel_size: float = typer.Option(None, "--pixel-size", min=0, help="Pixel size in mm of the inputs (PNG and "
+                                     "other files without one; a DICOM's own spacing is used otherwise): areas and "
+                                     "head circumferences in mm instead of pixels."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: the cores this process may "
                                 "use minus the 1-minute load average, at least 1)."),
     trust: bool = trust_option(),
@@ -80,27 +85,37 @@ def segment_cmd(
     The overlay of a large image is written downscaled to at most 2048 px on its long side.
 
     A bad file (unreadable, empty, NaN pixels) is reported and skipped; the exit code is then 1 (--fail-fast: stop at the first)."""
-    from ..errors import ConfigError
-    from ..inference.backend import check_onnx_request, default_threads
-    from ..inference.files import segment_to_files
+    from ..inference.backend import check_onnx_request, default_threads, resolve_backend
+    from ..inference.files import measures_head, segment_to_files, write_rows
 
     console = make_console()
+    say = lambda m: console.print(m, markup=False)  # noqa: E731
     n_threads = threads or default_threads()
+    needs_torch = next((why for why, on in (("--tta", tta), ("--save-uncertainty", save_uncertainty),
+                                            ("--organ", organ is not None)) if on), None)
+    backend = resolve_backend(backend, device, torch_only=needs_torch)
     if backend == "onnx":
-        check_onnx_request(save_uncertainty=save_uncertainty, organ=organ)
-        if tta:
-            raise ConfigError("--backend onnx runs the graph once per image; --tta needs --backend torch")
+        check_onnx_request(save_uncertainty=save_uncertainty, organ=organ, tta=tta)
+    seg = None
     if checkpoint is None:  # a shipped model
-        from ..zoo import entry, load
+        from ..zoo import entry
 
-        if backend != "torch" or organ is not None:
-            raise ConfigError("shipped models run with --backend torch and no --organ; pass --checkpoint for others")
-        e = entry(task)
-        console.print(f"model: shipped '{e.name}' ({e.summary.split(':')[0]}; card: sonokit/zoo/cards/{e.card})",
-                      markup=False)
-        seg = load(e.name, device=device, threshold=threshold, tta=tta, threads=n_threads)
+        e = entry(task, task="segment")
+        say(f"model: shipped '{e.name}' ({e.summary.split(':')[0]}; card: sonokit/zoo/cards/{e.card})")
+        if organ is not None:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"shipped model '{e.name}' takes no --organ; pass --checkpoint of an A-ViT model")
+        if backend == "onnx" and device == "cpu":  # graph cached: ONNX Runtime and NumPy, no torch import
+            from ..zoo import lite
+
+            seg = lite(e.name, threshold=threshold, threads=n_threads)
+        if seg is None:
+            from ..zoo import load
+
+            seg = load(e.name, device=device, threshold=threshold, tta=tta, threads=n_threads, backend=backend,
+                       log=say)
     else:
-        seg = None
         if backend == "onnx" and device == "cpu":  # a graph made earlier: ONNX Runtime and NumPy, no torch import
             from ..inference.lite import lite_segmenter
 
@@ -109,18 +124,23 @@ def segment_cmd(
             from ..inference import Segmenter
 
             seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust,
-                                            organ=organ, backend=backend, threads=n_threads,
-                                            log=lambda m: console.print(m, markup=False))
+                                            organ=organ, backend=backend, threads=n_threads, log=say)
+    measure_hc = measures_head(seg.hparams)
     plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
-    empty, extras = 0, 0
+    empty, extras, rows = 0, 0, []
     for item in plan.items:
         res = batch.run(item.path, lambda: segment_to_files(seg, item, out, save_prob=save_prob,
-                                                            save_uncertainty=save_uncertainty))
+                                                            save_uncertainty=save_uncertainty, measure_hc=measure_hc,
+                                                            pixel_size=pixel_size))
         if res is not None:
             empty += res.max_prob < threshold
             extras += bool(res.extras)
+            rows.append(res.row())
             console.print(res.line(), markup=False)
-    console.print(f"{batch.summary()}; masks and overlays in {out}", markup=False)
+    if rows:
+        write_rows(out / "segmentation.csv", rows)
+    console.print(f"{batch.summary()}; masks and overlays in {out} (one line per image: segmentation.csv)",
+                  markup=False)
     if empty:
         console.print(f"[yellow]{empty} of {batch.done} predictions are empty[/] (max probability below {threshold}); "
                       "check that the images resemble the training data, or lower --threshold")

@@ -18,15 +18,31 @@ from ..tiling import tiled_apply
 from .models import Enhancer
 
 
-def load_enhancer(path: str | Path, *, device: str = "cpu", trust: bool = False) -> tuple[Enhancer, dict]:
+def load_enhancer(path: str | Path, *, device: str = "cpu", trust: bool = False, backend: str = "torch",
+                  threads: int | None = None, log=None) -> tuple[Enhancer, dict]:
     """The network of a ``sonokit train enhance`` checkpoint (read safely), in eval mode on ``device``, and
-    its hparams."""
+    its hparams. ``backend="onnx"``: its graph in ONNX Runtime instead (:class:`~.onnx.OnnxEnhancer`, CPU),
+    exported beside the checkpoint and checked against torch on first use (:mod:`sonokit.inference.backend`)."""
+    from ..errors import ConfigError
+    from ..inference.backend import BACKENDS, default_threads, onnx_model
     from ..inference.checkpoint import build_model, read_task_checkpoint, torch_device
     from .models import ENHANCERS
 
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}; found '{backend}'")
     ckpt = read_task_checkpoint(path, expect=("enhance",), trust=trust)
+    hp = ckpt["hyper_parameters"]
+    if backend == "onnx":
+        from .onnx import OnnxEnhancer
+
+        if torch_device(device).type != "cpu":
+            raise ConfigError(f"--backend onnx runs on the CPU; found --device {device}")
+        net = build_model(ckpt, path, ENHANCERS)
+        sess = onnx_model(path, threads=threads or default_threads(), build_torch=lambda: net,
+                          image_size=max(64, net.multiple), task="enhance", log=log, model_name=str(hp.get("model")))
+        return OnnxEnhancer(sess, multiple=net.multiple, name=net.name), hp
     net = build_model(ckpt, path, ENHANCERS)
-    return net.to(torch_device(device)), ckpt["hyper_parameters"]
+    return net.to(torch_device(device)), hp
 
 
 @torch.no_grad()
@@ -49,7 +65,8 @@ def enhance_image(net: Enhancer, image: np.ndarray | torch.Tensor, *, tile: int 
     if tile % m:
         raise ValueError(f"tile ({tile}) must be a multiple of {m} for '{getattr(net, 'name', 'this model')}'; "
                          f"try --tile {max(m, (tile // m) * m)}")
-    dev = torch.device(device) if device is not None else next(net.parameters()).device
+    dev = torch.device(device) if device is not None else (
+        net.device if hasattr(net, "device") else next(net.parameters()).device)  # OnnxEnhancer: .device
     x = x.float().to(dev)[None, None]  # (1, 1, H, W)
     H, W = x.shape[-2:]
     if H <= tile and W <= tile:

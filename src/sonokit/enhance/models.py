@@ -54,6 +54,12 @@ class Enhancer(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         return self.net(x)[..., :H, :W]
 
+    def onnx_module(self) -> dict:
+        """What :func:`sonokit.inference.onnx.export_onnx` exports: the inner network (dynamic height and width;
+        the caller pads to ``multiple``, :class:`sonokit.enhance.onnx.OnnxEnhancer`)."""
+        return {"module": self.net, "dynamic_size": True,
+                "note": f"input height and width must be multiples of {self.multiple} (pad, run, crop)"}
+
 
 def _load(net: nn.Module, weights: str | Path | None, name: str) -> nn.Module:
     """``weights`` (safetensors, or a torch file holding the state dict or ``{"params"|"state_dict": ...}``)

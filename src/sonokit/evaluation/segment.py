@@ -11,8 +11,26 @@ from ..data import open_dataset
 from ..data.io import safe_name, write_map_png, write_png
 from ..errors import DataError
 from ..inference import Segmenter
-from ..metrics import aggregate, segmentation_metrics
+from ..metrics import METRICS, aggregate, segmentation_metrics
 from .output import write_evaluation
+
+HC_METRICS = ("hc_mm", "hc_ref_mm", "hc_abs_err_mm", "hc_err_mm", "hc_mask_abs_err_mm")
+
+
+def head_circumference_row(s, pred: np.ndarray) -> dict:
+    """Head circumference of the predicted mask (:func:`sonokit.metrics.ellipse.head_circumference`) beside the
+    dataset's reference (HC18: ``head_circumference_mm``) when the sample records one and its pixel spacing:
+    ``hc_err_mm`` (predicted - reference), its absolute value (HC18's score), and ``hc_mask_abs_err_mm``, the same
+    fit on the ground-truth mask (the measurement's own error, without the model)."""
+    ref = (s.meta or {}).get("head_circumference_mm")
+    if ref in (None, "") or s.spacing is None:
+        return {}
+    from ..metrics.ellipse import head_circumference
+
+    ref = float(ref)
+    hc = head_circumference(pred, s.spacing)
+    return {"hc_mm": hc, "hc_ref_mm": ref, "hc_err_mm": hc - ref, "hc_abs_err_mm": abs(hc - ref),
+            "hc_mask_abs_err_mm": abs(head_circumference(s.mask[0], s.spacing) - ref)}
 
 
 def labelled_batches(reader, ids: list[str], batch_size: int, skipped: list[dict],
@@ -80,7 +98,7 @@ def evaluate_segmentation(
             m = segmentation_metrics(pred, s.mask[0], s.spacing)
             rows.append({"id": s.id, "label": s.label or "", "height": s.size[0], "width": s.size[1],
                          "hd95_unit": "mm" if s.spacing else "px", "gt_area": int(s.mask.sum()),
-                         "pred_area": int(pred.sum()), **m})
+                         "pred_area": int(pred.sum()), **m, **head_circumference_row(s, pred)})
             if out is not None and save_predictions:
                 write_png(out / f"{name}_pred" / f"{safe_name(s.id)}.png", pred.astype(np.uint8))
             if out is not None and save_overlays:
@@ -103,7 +121,7 @@ def evaluate_segmentation(
         "skipped": skipped,
         "hd95_unit": "mm" if all(r["hd95_unit"] == "mm" for r in rows) else "px",
         "hd95_undefined": sum(1 for r in rows if math.isnan(r["hd95"])),
-        "aggregate": aggregate(rows),
+        "aggregate": aggregate(rows, METRICS + (HC_METRICS if any("hc_abs_err_mm" in r for r in rows) else ())),
         "rows": rows,
     }
     if out is not None:

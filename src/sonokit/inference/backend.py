@@ -46,6 +46,22 @@ def default_threads() -> int:
     return max(1, min(cores, cores - busy))
 
 
+def onnx_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def resolve_backend(backend: str, device: str = "cpu", *, torch_only: str | None = None) -> str:
+    """``auto`` -> ``onnx`` when ONNX Runtime is installed, ``device`` is the CPU and nothing asked for needs torch
+    (``torch_only``: the reason, e.g. "--tta"), else ``torch``; ``torch``/``onnx`` are checked and returned."""
+    if backend not in (*BACKENDS, "auto"):
+        raise ConfigError(f"--backend must be one of torch, onnx, auto; found '{backend}'")
+    if backend != "auto":
+        return backend
+    return "onnx" if device == "cpu" and torch_only is None and onnx_available() else "torch"
+
+
 def set_threads(n: int | None) -> int:
     """Set torch's CPU threads to ``n`` (None: :func:`default_threads`); returns the number used."""
     import torch
@@ -57,8 +73,10 @@ def set_threads(n: int | None) -> int:
     return n
 
 
-def check_onnx_request(*, save_uncertainty: bool = False, organ: str | None = None) -> None:
+def check_onnx_request(*, save_uncertainty: bool = False, organ: str | None = None, tta: bool = False) -> None:
     """Options the ONNX graph cannot serve, as a clear error (before anything is exported)."""
+    if tta:
+        raise ConfigError("--backend onnx runs the graph once per image; --tta needs --backend torch")
     if save_uncertainty:
         raise ConfigError("--backend onnx gives the mask only; --save-uncertainty needs --backend torch (the "
                           "uncertainty and correction maps are not in the exported graph)")
@@ -99,9 +117,11 @@ def cached_graph(checkpoint: Path) -> tuple[Path, Path]:
 
 
 def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size: int, task: str = "segment",
-               tol: float = CHECK_TOL, log=None, model_name: str | None = None) -> OnnxModel:
+               tol: float = CHECK_TOL, log=None, model_name: str | None = None,
+               record: dict | None = None) -> OnnxModel:
     """The checkpoint's ONNX graph in ONNX Runtime, exported and checked against torch on first use (module
-    docstring). ``build_torch()`` returns the eager model (called only when the graph must be made)."""
+    docstring). ``build_torch()`` returns the eager model (called only when the graph must be made); ``record``:
+    more facts for the sidecar (e.g. ``measure``)."""
     ck = Path(checkpoint)
     graph, meta = cached_graph(ck)
     stat = ck.stat()
@@ -112,18 +132,35 @@ def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size:
     if info.get("sha256") == digest and info.get("ok"):  # same bytes, touched: record the new time
         meta.write_text(json.dumps({**info, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
         return OnnxModel(graph, threads)
+    record = {"checkpoint": ck.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest,
+              "model": model_name, **(record or {})}
+    return export_checked(build_torch, image_size, graph, meta, record, threads=threads, task=task, tol=tol, log=log,
+                          name=str(ck))
+
+
+def export_checked(build_torch, image_size: int, graph: Path, side: Path, record: dict, *, threads: int,
+                   task: str = "segment", tol: float = CHECK_TOL, log=None, name: str = "the model") -> OnnxModel:
+    """Export ``build_torch()``'s graph to ``graph`` (a read-only folder: a temporary file instead), compare it
+    with eager torch on a fixed random batch at ``image_size``, and write the sidecar ``side``: ``record`` plus
+    the check (``max_abs_diff``, ``tol``, ``ok``, ``image_size``, ``task``). Raises :class:`ConfigError` when the
+    graph differs by more than ``tol``; returns the session."""
     import torch
 
     from .onnx import export_onnx
 
+    import warnings
+
     model = build_torch().cpu().eval()
-    target, side = graph, meta
-    try:
-        export_onnx(model, image_size, target, task=task)
-    except PermissionError:  # a read-only checkpoint folder: a private temporary graph
-        target = Path(tempfile.mkdtemp(prefix="sonokit-onnx-")) / graph.name
-        side = target.with_name(meta.name)
-        export_onnx(model, image_size, target, task=task)
+    target = graph
+    with warnings.catch_warnings():  # tracer notes on shape checks: the graph is checked numerically below
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        try:
+            graph.parent.mkdir(parents=True, exist_ok=True)
+            export_onnx(model, image_size, target, task=task)
+        except PermissionError:  # a read-only folder: a private temporary graph
+            target = Path(tempfile.mkdtemp(prefix="sonokit-onnx-")) / graph.name
+            side = target.with_name(side.name)
+            export_onnx(model, image_size, target, task=task)
     x = torch.rand(2, 1, image_size, image_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = model(x)
@@ -131,11 +168,10 @@ def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size:
     sess = OnnxModel(target, threads)
     diff = float((sess(x) - ref).abs().max())
     ok = diff <= tol
-    side.write_text(json.dumps({"checkpoint": ck.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                "sha256": digest, "max_abs_diff": diff, "tol": tol, "ok": ok,
-                                "image_size": int(image_size), "task": task, "model": model_name}))
+    side.write_text(json.dumps({**record, "max_abs_diff": diff, "tol": tol, "ok": ok, "image_size": int(image_size),
+                                "task": task}))
     if not ok:
-        raise ConfigError(f"the ONNX graph of '{ck}' differs from the torch model by {diff:.2e} (> {tol:g}) on a "
+        raise ConfigError(f"the ONNX graph of '{name}' differs from the torch model by {diff:.2e} (> {tol:g}) on a "
                           "check batch; use --backend torch")
     if log is not None:
         log(f"exported {target} (checked against torch: max |difference| {diff:.1e})")

@@ -36,6 +36,8 @@ class SegmentedImage:
     large: bool
     overlay_size: tuple[int, int]  # (h, w) of the overlay written
     extras: tuple[str, ...] = ()  # the extra maps written (NAME_<map>.png)
+    hc: float | None = None  # head circumference (fetal-head models), in mm when the spacing is known, else px
+    hc_unit: str = "px"
 
     def line(self) -> str:
         size = f"{self.width}x{self.height} px"
@@ -43,16 +45,52 @@ class SegmentedImage:
             size += (f" (large image: reduced in row chunks for the model; overlay written at "
                      f"{self.overlay_size[1]}x{self.overlay_size[0]} px)")
         mm = f", {self.area_mm2:.1f} mm²" if self.area_mm2 is not None else ""
+        if self.hc is not None:
+            mm += f", head circumference {self.hc:.1f} {self.hc_unit}" if self.hc == self.hc else \
+                ", head circumference: no head found"
         more = f"; wrote {', '.join(f'{self.name}_{k}.png' for k in self.extras)}" if self.extras else ""
         return (f"{self.name}: {size}, foreground {100 * self.foreground:.2f}%{mm}, "
                 f"max probability {self.max_prob:.3f}{more}")
 
 
+    def row(self) -> dict:
+        """The line's facts for ``segmentation.csv``."""
+        return {"name": self.name, "width": self.width, "height": self.height,
+                "foreground_percent": round(100 * self.foreground, 4), "max_prob": round(self.max_prob, 4),
+                "area_mm2": "" if self.area_mm2 is None else round(self.area_mm2, 2),
+                "head_circumference": "" if self.hc is None else round(self.hc, 2),
+                "head_circumference_unit": self.hc_unit if self.hc is not None else ""}
+
+
+def measures_head(hparams: dict) -> bool:
+    """Whether ``sonokit segment`` reports head circumferences for this model: a shipped fetal-head model
+    (``measure: head_circumference`` in the zoo index) or one trained on HC18 (``data.format: hc18``)."""
+    hp = hparams or {}
+    return hp.get("measure") == "head_circumference" or (hp.get("data") or {}).get("format") == "hc18"
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """``rows`` (same keys) as a CSV file, written atomically."""
+    import csv
+    import io
+
+    from ..data.io import atomic_write
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+
+
 def segment_to_files(seg, item: InputItem, out: Path, *, save_prob: bool = False,
-                     save_uncertainty: bool = False) -> SegmentedImage:
+                     save_uncertainty: bool = False, measure_hc: bool = False,
+                     pixel_size: float | None = None) -> SegmentedImage:
     """Read ``item`` (large images without a float copy), segment it with ``seg`` (a
     :class:`~.segmenter.Segmenter` or :class:`~.lite.LiteSegmenter`) and write its files into
-    ``out`` (``save_uncertainty``: also the model's extra maps, when it has any). Raises
+    ``out`` (``save_uncertainty``: also the model's extra maps, when it has any). ``measure_hc``: also the head
+    circumference of the mask (:func:`sonokit.metrics.ellipse.head_circumference`), in mm from the input's
+    spacing (DICOM) or ``pixel_size`` (mm per pixel, which wins), else in pixels. Raises
     :class:`~sonokit.errors.DataError` (or ``ValueError``) for a bad input."""
     from PIL import Image
 
@@ -71,8 +109,13 @@ def segment_to_files(seg, item: InputItem, out: Path, *, save_prob: bool = False
     for k in EXTRA_FILES:
         if k in res.extras:
             write_map_png(out / f"{item.name}_{k}.png", res.extras[k])
-    sp = inp.spacing
+    sp = (pixel_size, pixel_size) if pixel_size else inp.spacing
     area = res.foreground * H * W * sp[0] * sp[1] if sp else None
+    hc = None
+    if measure_hc:
+        from ..metrics.ellipse import head_circumference
+
+        hc = head_circumference(res.mask, sp)
     return SegmentedImage(item.name, H, W, res.foreground, res.max_prob, area, res.large, ov.shape[:2],
-                          tuple(k for k in EXTRA_FILES if k in res.extras))
+                          tuple(k for k in EXTRA_FILES if k in res.extras), hc, "mm" if sp else "px")
 

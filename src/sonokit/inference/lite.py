@@ -110,4 +110,5 @@ def lite_segmenter(checkpoint: Path, *, threshold: float, threads: int) -> LiteS
     if info is None:
         return None
     return LiteSegmenter(graph, info["image_size"], threshold=threshold, threads=threads,
-                         hparams={"model": info.get("model"), "image_size": info["image_size"]})
+                         hparams={"model": info.get("model"), "image_size": info["image_size"],
+                                  "measure": info.get("measure")})

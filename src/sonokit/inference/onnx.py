@@ -41,7 +41,7 @@ def export_onnx(model: torch.nn.Module, image_size: int, out: str | Path, *, tas
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(net, (x,), str(out), input_names=["image"], output_names=["logits"], opset_version=opset,
                           dynamic_axes={"image": {0: "batch", **size},
-                                        "logits": {0: "batch", **size} if task == "segment" else {0: "batch"}},
+                                        "logits": {0: "batch", **size} if task in ("segment", "enhance") else {0: "batch"}},
                           dynamo=False)
     note = part.get("note") if part else None
     if note:

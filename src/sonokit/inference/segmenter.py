@@ -97,8 +97,11 @@ class Segmenter:
         if organ is not None:
             raise ConfigError("--backend onnx: the exported graph has no organ input; use --backend torch with --organ")
         hp = ckpt["hyper_parameters"]
+        from .files import measures_head
+
         model = onnx_model(path, threads=threads or default_threads(), build_torch=lambda: build_model(ckpt, path),
-                           image_size=int(hp["image_size"]), log=log, model_name=str(hp.get("model")))
+                           image_size=int(hp["image_size"]), log=log, model_name=str(hp.get("model")),
+                           record={"measure": "head_circumference" if measures_head(hp) else None})
         return cls(model, int(hp["image_size"]), hp, torch.device("cpu"), threshold, tta, large_pixels)
 
     @classmethod

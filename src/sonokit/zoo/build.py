@@ -27,7 +27,8 @@ def score(seg, data: dict, ids) -> dict:
 
 
 def build_entry(run: str | Path, name: str, *, alias: str | None, summary: str, use: str, failures: list[str],
-                ood: list[tuple[str, str]] = (), max_dice_loss: float = 0.002, log=print) -> dict:
+                ood: list[tuple[str, str]] = (), max_dice_loss: float = 0.002, measure: str | None = None,
+                log=print) -> dict:
     from ..data import open_dataset
     from ..data.io import sha256_file
     from ..data.splits import filter_classes, load_split, select_ids
@@ -50,7 +51,7 @@ def build_entry(run: str | Path, name: str, *, alias: str | None, summary: str, 
     import sonokit.zoo as zoo
 
     def shipped_segmenter(path: Path):
-        e = zoo.ZooEntry(name, "segment", alias, path.name, sha256_file(path), "", "", "")
+        e = zoo.ZooEntry(name, "segment", alias, path.name, sha256_file(path), "", "", "", measure)
         sd, meta = zoo.weights(e)
         from ..models import create_model
 
@@ -74,7 +75,7 @@ def build_entry(run: str | Path, name: str, *, alias: str | None, summary: str, 
     card = card_text(name, alias, summary, use, failures, hp, info, run, half, oods, full, loss, dtype, out)
     (HERE / "cards" / f"{name}.md").write_text(card)
     entry = {"name": name, "task": "segment", "alias": alias, "file": out.name, "sha256": sha, "dtype": dtype,
-             "card": f"{name}.md", "summary": summary}
+             "card": f"{name}.md", "summary": summary, **({"measure": measure} if measure else {})}
     index = json.loads(INDEX.read_text()) if INDEX.exists() else {"models": []}
     index["models"] = [e for e in index["models"] if e["name"] != name] + [entry]
     INDEX.write_text(json.dumps(index, indent=1) + "\n")
@@ -93,6 +94,13 @@ def card_text(name, alias, summary, use, failures, hp, info, run, res, oods, ful
     data = hp["data"]
     cfg = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
     cfg_d = yaml.safe_load(cfg) if cfg else {}
+    hc = []
+    if "hc_abs_err_mm" in res["aggregate"]:
+        hc = ["", "Head circumference (HC18's score): the perimeter of the ellipse fitted to the predicted mask "
+              "(`sonokit.metrics.ellipse`), in mm from the pixel size, against the challenge's reference HC: "
+              f"absolute error {_ms(res, 'hc_abs_err_mm')} mm, signed error (predicted - reference) "
+              f"{_ms(res, 'hc_err_mm')} mm. The same fit on the ground-truth masks is off by "
+              f"{_ms(res, 'hc_mask_abs_err_mm')} mm: the measurement's own error, without the model."]
     rows = [f"| test ({res['n']} images of `{Path(data['root']).name}`, split `{Path(data['split']).name}`) | "
             f"{_ms(res, 'dice')} | {_ms(res, 'iou')} | {_ms(res, 'hd95')} {res.get('hd95_unit', 'px')} |"]
     for nm, r in oods.items():
@@ -110,16 +118,23 @@ def card_text(name, alias, summary, use, failures, hp, info, run, res, oods, ful
         f"`{data.get('split')}` (hash {data.get('split_hash', '?')}): its train part for training, val for choosing "
         "the checkpoint, test scored once (below).", "",
         "## Metrics of the shipped file (held-out images, mean ± std over images)", "",
-        "| evaluated on | Dice | IoU | HD95 |", "|---|---|---|---|", *rows, "",
+        "| evaluated on | Dice | IoU | HD95 |", "|---|---|---|---|", *rows, *hc, "",
         f"fp16 check: test Dice {full['aggregate']['dice']['mean']:.4f} in float32, "
         f"{res['aggregate']['dice']['mean']:.4f} as shipped ({dtype}; difference {loss:+.4f}).", "",
         "## Intended use", "", use, "", "## Known failure modes", "", *[f"- {f}" for f in failures], "",
-        "## Config", "", "```yaml", cfg.rstrip(), "```", ""]
+        *card_config(run)]
     return "\n".join(lines)
 
 
+def card_config(run: Path) -> list[str]:
+    """The card's last section: the run's config as it was trained."""
+    cfg = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else "(no config.yaml in the run)"
+    return ["## Config", "", "```yaml", cfg.rstrip(), "```", ""]
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description="Add a trained segmentation run to sonokit's shipped models.")
+    ap = argparse.ArgumentParser(description="Add a trained segmentation or enhancement run to sonokit's shipped "
+                                 "models.")
     ap.add_argument("run")
     ap.add_argument("name")
     ap.add_argument("--alias", default=None)
@@ -127,9 +142,22 @@ def main() -> None:
     ap.add_argument("--use", required=True)
     ap.add_argument("--failure", action="append", default=[])
     ap.add_argument("--ood", action="append", default=[], help="NAME=FOLDER")
+    ap.add_argument("--measure", default=None, choices=["head_circumference"],
+                    help="what `sonokit segment` measures on this model's masks")
+    ap.add_argument("--guide", action="store_true", help="an enhancer that guides --refine nllr-wiener")
     a = ap.parse_args()
+    from ..inference import read_task_checkpoint, task_of
+
+    ck = read_task_checkpoint(Path(a.run) / "checkpoints" / "best.ckpt", expect=("segment", "enhance"))
+    if task_of(ck["hyper_parameters"]) == "enhance":
+        from .build_enhance import build_enhancer_entry
+
+        build_enhancer_entry(a.run, a.name, alias=a.alias, summary=a.summary, use=a.use, failures=a.failure,
+                             guide=a.guide)
+        return
     ood = [tuple(o.split("=", 1)) for o in a.ood]
-    build_entry(a.run, a.name, alias=a.alias, summary=a.summary, use=a.use, failures=a.failure, ood=ood)
+    build_entry(a.run, a.name, alias=a.alias, summary=a.summary, use=a.use, failures=a.failure, ood=ood,
+                measure=a.measure)
 
 
 if __name__ == "__main__":
