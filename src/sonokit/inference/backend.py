@@ -144,11 +144,11 @@ def export_checked(build_torch, image_size: int, graph: Path, side: Path, record
     with eager torch on a fixed random batch at ``image_size``, and write the sidecar ``side``: ``record`` plus
     the check (``max_abs_diff``, ``tol``, ``ok``, ``image_size``, ``task``). Raises :class:`ConfigError` when the
     graph differs by more than ``tol``; returns the session."""
+    import warnings
+
     import torch
 
     from .onnx import export_onnx
-
-    import warnings
 
     model = build_torch().cpu().eval()
     target = graph
