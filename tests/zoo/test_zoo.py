@@ -26,7 +26,7 @@ def test_index_lists_the_breast_model_with_its_card():
     assert "Known failure modes" in e.card_path.read_text() and "fp16 check" in e.card_path.read_text()
     total = sum(x.path.stat().st_size for x in entries())
     assert total <= 60 * 2**20  # the budget for all shipped weights
-    with pytest.raises(ConfigError, match="no shipped model 'liver'; shipped: busi-lesion"):
+    with pytest.raises(ConfigError, match=r"no shipped model .liver.; shipped: busi-lesion \(--task breast\)"):
         entry("liver")
 
 
@@ -100,3 +100,49 @@ def test_shipped_model_in_onnx_runtime_matches_torch_and_then_runs_without_torch
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0 and "no torch" in r.stdout, r.stdout + r.stderr
     assert (tmp_path / "o" / "scan_mask.png").exists() and (tmp_path / "o" / "segmentation.csv").exists()
+
+
+def test_docs_page_holds_every_card():
+    from sonokit.zoo.build import docs_text
+
+    from ..conftest import REPO
+
+    assert (REPO / "docs" / "models.md").read_text() == docs_text(), "regenerate: python -m sonokit.zoo.build ..."
+    for e in entries():
+        assert f"## Model card: {e.name}" in docs_text()
+
+
+def test_fetal_head_model_reports_head_circumference(tmp_path):
+    import csv
+
+    e = entry("fetal-head")
+    assert e.name == "hc18-head" and e.measure == "head_circumference" and "Head circumference" in e.card_path.read_text()
+    yy, xx = np.mgrid[:120, :160]
+    im = 0.2 + 0.6 * (np.abs(((yy - 60) / 45) ** 2 + ((xx - 80) / 65) ** 2 - 1) < 0.15)  # a bright skull ring
+    img = tmp_path / "head.png"
+    Image.fromarray((im * 255).astype(np.uint8)).save(img)
+    for extra, unit in [([], "px"), (["--pixel-size", "0.2"], "mm")]:
+        out = ok(runner.invoke(app, ["segment", str(img), "--task", "fetal-head", "--out", str(tmp_path / unit),
+                                     "--threads", "1", "--backend", "torch", *extra]))
+        assert "shipped 'hc18-head'" in out and "head circumference" in out
+        row = next(csv.DictReader(open(tmp_path / unit / "segmentation.csv")))
+        assert row["head_circumference_unit"] == unit
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_shipped_fetal_head_model_measures_hc18_test_heads(real_hc18):
+    from sonokit.data import open_dataset
+    from sonokit.data.splits import load_split, select_ids
+    from sonokit.evaluation import evaluate_segmentation
+
+    from ..conftest import REPO
+
+    ids = select_ids(load_split(REPO / "splits" / "hc18_v1.json"), "test")
+    res = evaluate_segmentation(load("fetal-head"), data_root=real_hc18, data_format="hc18", ids=ids,
+                                save_predictions=False)
+    agg, card = res["aggregate"], entry("fetal-head").card_path.read_text()
+    for k in ("dice", "hc_abs_err_mm", "hc_mask_abs_err_mm"):  # the card's numbers come back from the shipped file
+        assert f"{agg[k]['mean']:.3f} ± {agg[k]['std']:.3f} (n = 200)" in card, k
+    assert agg["hc_mask_abs_err_mm"]["mean"] < 2  # the ellipse fit on the reference masks agrees with the CSV
+    assert open_dataset(real_hc18, "hc18").get(ids[0]).spacing is not None

@@ -43,7 +43,7 @@ def build_enhancer_entry(run: str | Path, name: str, *, alias: str | None, summa
     from ..experiments.enhance_bench.methods import degrade_frame
     from ..experiments.enhance_bench.studies import load_frames
     from ..export import export_safetensors
-    from .build import card_config
+    from .build import card_config, rel
 
     run = Path(run)
     ck = run / "checkpoints" / "best.ckpt"
@@ -94,7 +94,7 @@ def build_enhancer_entry(run: str | Path, name: str, *, alias: str | None, summa
              f"- Trained by: `sonokit train enhance` with the config below, {info.get('epochs', '?')} epochs in "
              f"{info.get('seconds', '?')} s; commit {info.get('commit', '?')}. Targets: "
              f"{(hp.get('image') or {}).get('target')}.",
-             f"- Data: `{data.get('root')}`, split `{data.get('split')}`: train frames for training; the "
+             f"- Data: `{rel(data.get('root'))}`, split `{rel(data.get('split'))}`: train frames for training; the "
              f"{len(frames)} test frames below were never seen.", "",
              f"## Metrics of the shipped file ({len(frames)} held-out test frames at <= 256 px, mean ± std over frames)",
              "", "Noise added to the clean frame with fixed seeds (Gaussian σ in 8-bit units; speckle: Nakagami m on "
