@@ -47,7 +47,7 @@ def test_segment_without_a_checkpoint_uses_the_shipped_model(tmp_path):
     Image.fromarray((np.random.default_rng(1).random((70, 90)) * 255).astype(np.uint8)).save(img)
     out = ok(runner.invoke(app, ["segment", str(img), "--out", str(tmp_path / "o"), "--threads", "1"]))
     assert "shipped 'busi-lesion'" in out and (tmp_path / "o" / "scan_mask.png").exists()
-    assert "busi-lesion  (--task breast" in ok(runner.invoke(app, ["models", "--pretrained"]))
+    assert "busi-lesion  (sonokit segment IMAGES --task breast" in ok(runner.invoke(app, ["models", "--pretrained"]))
     r = runner.invoke(app, ["segment", str(img), "--out", str(tmp_path / "x"), "--task", "liver"])
     assert r.exit_code != 0 and "no shipped model 'liver'" in str(r.exception)
 
@@ -146,3 +146,26 @@ def test_shipped_fetal_head_model_measures_hc18_test_heads(real_hc18):
         assert f"{agg[k]['mean']:.3f} ± {agg[k]['std']:.3f} (n = 200)" in card, k
     assert agg["hc_mask_abs_err_mm"]["mean"] < 2  # the ellipse fit on the reference masks agrees with the CSV
     assert open_dataset(real_hc18, "hc18").get(ids[0]).spacing is not None
+
+
+def test_shipped_blind_enhancer_torch_and_onnx_and_cli(tmp_path):
+    from sonokit.enhance import enhance_image
+    from sonokit.zoo import load_enhancer
+
+    e = entry("blind", task="enhance")
+    assert e.name == "busi-enhance" and "gaussian 25" in e.card_path.read_text()
+    with pytest.raises(ConfigError, match="no shipped model"):
+        entry("breast", task="enhance")  # a segmentation alias is not an enhancer
+    with pytest.raises(ConfigError, match="load_enhancer"):
+        load("blind")
+    x = np.random.default_rng(3).random((45, 71)).astype(np.float32)
+    net, hp = load_enhancer("blind")
+    a = enhance_image(net, x)
+    assert a.shape == x.shape and hp["zoo"] == "busi-enhance" and hp["image"]["max_side"] == 256
+    pytest.importorskip("onnxruntime")
+    onet, _ = load_enhancer("blind", backend="onnx", threads=1)
+    assert np.abs(enhance_image(onet, x) - a).max() < 1e-4
+    img = tmp_path / "scan.png"
+    Image.fromarray((x * 255).astype(np.uint8)).save(img)
+    out = ok(runner.invoke(app, ["enhance", str(img), "--out", str(tmp_path / "o"), "--threads", "1"]))
+    assert "shipped 'busi-enhance'" in out and (tmp_path / "o" / "scan_enhanced.png").exists()

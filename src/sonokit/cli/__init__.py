@@ -95,7 +95,8 @@ def models_cmd(
         from ..zoo import entries
 
         for e in entries():
-            print(f"{e.name}  (--task {e.alias}; {e.task}, {e.dtype}, {e.path.stat().st_size / 2**20:.1f} MiB)  —  "
+            how = f"sonokit {e.task} IMAGES {'--task' if e.task == 'segment' else '--model'} {e.alias or e.name}"
+            print(f"{e.name}  ({how}; {e.dtype}, {e.path.stat().st_size / 2**20:.1f} MiB)  —  "
                   f"{e.summary}  Card: {e.card_path}")
         return
     kinds = list(KINDS) if kind == "all" else [kind]
