@@ -97,7 +97,7 @@ def test_folder_dataset_root_segments_only_its_images(models, tmp_path):
     r = _segment(models, root, "--out", tmp_path / "seg")
     assert "folder dataset: its 2 images only; left out its 2 ground-truth mask file(s)" in _text(ok(r) and r)
     assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == ["p1_mask.png", "p1_overlay.png", "p2_mask.png",
-                                                                    "p2_overlay.png"]
+                                                                    "p2_overlay.png", "segmentation.csv"]
 
 
 def test_zero_byte_dicom_is_an_empty_file(models, tmp_path):
@@ -140,9 +140,11 @@ def test_large_path_equals_whole_image_upsampling_of_its_logits(models):
 
 
 def test_large_image_through_the_cli_writes_a_full_size_mask(models, tmp_path, monkeypatch):
+    import sonokit.inference.lite as lite
     import sonokit.inference.segmenter as segmenter
 
     monkeypatch.setattr(segmenter, "LARGE_PIXELS", 4_000_000)  # a 3000 x 2000 image counts as large
+    monkeypatch.setattr(lite, "LARGE_PIXELS", 4_000_000)  # also for the ONNX path once its graph is cached
     img = np.tile(blob(200, 300, seed=4)[0], (10, 10))  # (2000, 3000) uint8
     save(tmp_path / "in" / "big.png", img)
     r = _segment(models, tmp_path / "in" / "big.png", "--out", tmp_path / "seg", "--save-prob")

@@ -139,8 +139,8 @@ def segment_cmd(
             console.print(res.line(), markup=False)
     if rows:
         write_rows(out / "segmentation.csv", rows)
-    console.print(f"{batch.summary()}; masks and overlays in {out} (one line per image: segmentation.csv)",
-                  markup=False)
+        say(f"one line per image (size, foreground, area, head circumference): {out / 'segmentation.csv'}")
+    console.print(f"{batch.summary()}; masks and overlays in {out}", markup=False)
     if empty:
         console.print(f"[yellow]{empty} of {batch.done} predictions are empty[/] (max probability below {threshold}); "
                       "check that the images resemble the training data, or lower --threshold")

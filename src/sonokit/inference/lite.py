@@ -5,8 +5,9 @@ well under a second once the graph exists (``import torch`` alone takes seconds)
 the model's size (antialiased bilinear, PIL's filter — the one torch's ``antialias=True`` reproduces), run the
 graph, crop the letterbox, resize the logits back bilinearly (:func:`sonokit.data.resample.bilinear_resize`,
 torch's ``align_corners=False``), sigmoid, threshold. Masks agree with the torch backend up to resampling round-off
-(checked in the tests). Images above the large-image limit, TTA, extra maps and the organ are the torch
-segmenter's: :func:`lite_segmenter` returns None for those requests and the caller falls back.
+(checked in the tests). TTA, extra maps and the organ are the torch segmenter's: the caller asks for it instead.
+An image above the large-image limit (:data:`LARGE_PIXELS`) goes to ``fallback()`` - the torch segmenter running
+the same graph, whose large-image path reduces it in row chunks - built on first need.
 
 The graph and a sidecar JSON (checkpoint digest, input size, check against torch) come from
 :func:`~.backend.onnx_model` (first use, which needs torch); this module only reads a valid pair.
@@ -52,7 +53,7 @@ class LiteSegmenter:
     :class:`~.segmenter.Segmentation`); ``large_threshold`` as the torch segmenter's."""
 
     def __init__(self, graph: Path, image_size: int, *, threshold: float = 0.5, threads: int = 1,
-                 hparams: dict | None = None) -> None:
+                 hparams: dict | None = None, fallback=None) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -60,7 +61,11 @@ class LiteSegmenter:
         self.session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
         self.image_size, self.threshold = int(image_size), float(threshold)
         self.hparams = hparams or {}
-        self.large_threshold = LARGE_PIXELS
+        self.fallback, self._large = fallback, None
+
+    @property
+    def large_threshold(self) -> int:
+        return LARGE_PIXELS if self.fallback is not None else 2**62  # no fallback: every image whole
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"image": x.astype(np.float32)})[0]
@@ -80,6 +85,11 @@ class LiteSegmenter:
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def segment(self, image: np.ndarray, *, extras: bool = False) -> LiteResult:
+        H, W = np.shape(image)[-2:]
+        if H * W > self.large_threshold:
+            if self._large is None:
+                self._large = self.fallback()
+            return self._large.segment(image)
         prob = self.predict(image)
         mask = prob >= self.threshold
         return LiteResult(mask, prob, float(prob.max()), float(mask.mean()))
@@ -104,11 +114,17 @@ def valid_graph(graph: Path, side: Path, checkpoint: Path | None) -> dict | None
 
 
 def lite_segmenter(checkpoint: Path, *, threshold: float, threads: int) -> LiteSegmenter | None:
-    """A :class:`LiteSegmenter` when ``checkpoint``'s cached graph is valid (:func:`valid_graph`), else None."""
+    """A :class:`LiteSegmenter` when ``checkpoint``'s cached graph is valid (:func:`valid_graph`), else None;
+    large images go to the torch segmenter running the same graph."""
     graph = checkpoint.with_name(checkpoint.name + ".onnx")
     info = valid_graph(graph, checkpoint.with_name(checkpoint.name + ".onnx.json"), checkpoint)
     if info is None:
         return None
+    def fallback():
+        from .segmenter import Segmenter
+
+        return Segmenter.from_checkpoint(checkpoint, threshold=threshold, backend="onnx", threads=threads)
+
     return LiteSegmenter(graph, info["image_size"], threshold=threshold, threads=threads,
                          hparams={"model": info.get("model"), "image_size": info["image_size"],
-                                  "measure": info.get("measure")})
+                                  "measure": info.get("measure")}, fallback=fallback)

@@ -135,7 +135,8 @@ def lite(name: str, *, threshold: float = 0.5, threads: int = 1):
         return None
     return LiteSegmenter(graph, info["image_size"], threshold=threshold, threads=threads,
                          hparams={"model": e.name, "image_size": info["image_size"], "zoo": e.name,
-                                  "measure": e.measure})
+                                  "measure": e.measure},
+                         fallback=lambda: load(e.name, threshold=threshold, threads=threads, backend="onnx"))
 
 
 def load(name: str, *, device: str = "cpu", threshold: float = 0.5, tta: bool = False, threads: int | None = None,

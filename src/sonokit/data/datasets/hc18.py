@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from ...errors import DataError
 from .base import FORMATS, DatasetReader, Record, natural_key
@@ -28,6 +27,8 @@ def fill_outline(outline: np.ndarray) -> np.ndarray:
     ellipses) is returned as it is; an outline with gaps is replaced by the least-squares ellipse through
     its pixels, rasterised.
     """
+    from scipy import ndimage
+
     outline = outline.astype(bool)
     if not outline.any():
         return np.zeros(outline.shape, np.uint8)
