@@ -71,6 +71,9 @@ class PretrainAblation:
         if "dataset" not in cfg.organs:
             raise ConfigError(f"organs must include 'dataset' (the reference score); found {cfg.organs}")
         self.results: list[dict] = []
+        from ..provenance import commit
+
+        self.commit = commit()  # the code this process runs, recorded once (the checkout may change meanwhile)
         for r in cfg.rows:  # every config resolves and passes the data-free checks before anything trains
             pc = self.pretrain_config(r)
             for t in cfg.downstream:
@@ -188,10 +191,10 @@ class PretrainAblation:
     def write(self) -> None:
         import dataclasses
 
-        from ..provenance import commit, machine
+        from ..provenance import machine
         from ..reports.tables import markdown_table
 
-        doc = {"experiment": "pretrain_ablation", "config": dataclasses.asdict(self.cfg), "commit": commit(),
+        doc = {"experiment": "pretrain_ablation", "config": dataclasses.asdict(self.cfg), "commit": self.commit,
                "machine": machine(), "rows": self.results}
         (self.out / "results.json").write_text(json.dumps(doc, indent=1))
         header, rows = self.table()
