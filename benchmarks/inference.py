@@ -4,7 +4,7 @@ peak memory.
 
 * **end to end**: ``sonokit segment scan.png --task NAME`` / ``sonokit enhance scan.png --model NAME`` as a fresh
   process at 512 px (start-up, reading, prediction, writing the outputs): wall time, the child's CPU time
-  (``ru_utime + ru_stime``) and its peak resident memory (``ru_maxrss``, from ``os.wait4``). Each model's ONNX
+  (``ru_utime + ru_stime``, from ``os.wait4``) and its peak resident memory (GNU ``time -f %M``). Each model's ONNX
   graph is made once before timing (a private ``SONOKIT_CACHE``), as a user's first call would.
 * **in process**: one image through the loaded model (segmentation: letterbox, network, resize back, threshold;
   enhancement: the whole image), median of ``--reps`` calls after a warm-up, wall and CPU time
@@ -58,13 +58,17 @@ def end_to_end(e, img: Path, out: Path, backend: str, threads: int | None, env: 
     cmd = [SONOKIT, "segment", str(img), "--task", e.name] if e.task == "segment" else \
         [SONOKIT, "enhance", str(img), "--model", e.name]
     cmd += ["--out", str(out), "--backend", backend] + (["--threads", str(threads)] if threads else [])
+    rss = out.parent / "maxrss.txt"
+    # GNU time reports the command's own peak resident size (a child forked from this process would inherit
+    # this process's peak in ru_maxrss); it adds about a millisecond
+    cmd = ["/usr/bin/time", "-f", "%M", "-o", str(rss), *cmd]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError(f"{' '.join(cmd)}: {p.stderr.read().decode(errors='replace')[-2000:]}")
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mib": ru.ru_maxrss / 1024}
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mib": int(rss.read_text().split()[-1]) / 1024}
 
 
 def predictors(e, backend: str, threads: int):
@@ -212,7 +216,8 @@ def main() -> None:
           f"{os.cpu_count()} cores; medians over rounds, cases in alternating order within each phase. Quiet phase "
           f"started at load average {load0[0]:.2f}; the loaded phase ran beside a second process spinning on one core "
           f"(load average {load1[0]:.2f} at its start). 'default' threads: the CLI's default (cores minus the "
-          "1-minute load average, at least 1). torch " + torch.__version__
+          "1-minute load average, at least 1; back-to-back runs raise that average, so here the default is often 1 "
+          "thread even in the quiet phase). torch " + torch.__version__
           + (f", onnxruntime {doc.get('onnxruntime')}" if doc.get("onnxruntime") else "") + ".\n",
           "## Targets\n", *tgt, "",
           "## End to end (`sonokit segment|enhance` of one 512x512 PNG as a fresh process)\n",

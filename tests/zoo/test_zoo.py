@@ -92,13 +92,15 @@ def test_shipped_model_in_onnx_runtime_matches_torch_and_then_runs_without_torch
         load("breast", backend="tensorrt")
     img = tmp_path / "scan.png"
     Image.fromarray((x * 255).astype(np.uint8)).save(img)
+    load("fetal-head", backend="onnx", threads=1)  # its graph too: the head-circumference path stays torch-free
     code = ("import sys; from sonokit.cli import main; sys.argv = ['sonokit', 'segment', sys.argv[1], '--out', "
-            "sys.argv[2], '--threads', '1']\n"
+            "sys.argv[2], '--threads', '1', '--task', sys.argv[3]]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\nprint('no torch')")
-    r = subprocess.run([sys.executable, "-c", code, str(img), str(tmp_path / "o")], capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0 and "no torch" in r.stdout, r.stdout + r.stderr
+    for task in ("breast", "fetal-head"):
+        r = subprocess.run([sys.executable, "-c", code, str(img), str(tmp_path / "o"), task], capture_output=True,
+                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert r.returncode == 0 and "no torch" in r.stdout, r.stdout + r.stderr
     assert (tmp_path / "o" / "scan_mask.png").exists() and (tmp_path / "o" / "segmentation.csv").exists()
 
 

@@ -1,10 +1,24 @@
-"""Metrics: pure functions over arrays, aggregated as mean ± std."""
-from .classification import auroc_binary, classification_metrics
-from .quality import cnr, fwhm, gcnr, peak_edge_gradient, point_fwhm, psnr, psnr_batch, speckle_snr, ssim
-from .segmentation import METRICS, aggregate, binary_overlap, hd95, segmentation_metrics
+"""Metrics: pure functions over arrays, aggregated as mean ± std.
 
-__all__ = [
-    "METRICS", "segmentation_metrics", "binary_overlap", "aggregate", "hd95", "classification_metrics",
-    "auroc_binary", "psnr", "psnr_batch", "ssim", "cnr", "gcnr", "speckle_snr", "fwhm", "point_fwhm",
-    "peak_edge_gradient",
-]
+Names are imported on first use (PEP 562), so ``sonokit.metrics.ellipse`` (head circumference, used by
+``sonokit segment``) loads without the segmentation metrics' MONAI/torch or the quality metrics' scikit-image."""
+from __future__ import annotations
+
+import importlib
+
+_NAMES = {
+    **dict.fromkeys(("auroc_binary", "classification_metrics"), ".classification"),
+    **dict.fromkeys(("cnr", "fwhm", "gcnr", "peak_edge_gradient", "point_fwhm", "psnr", "psnr_batch", "speckle_snr",
+                     "ssim"), ".quality"),
+    **dict.fromkeys(("METRICS", "aggregate", "binary_overlap", "hd95", "segmentation_metrics"), ".segmentation"),
+}
+
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sonokit.metrics' has no attribute '{name}'")
