@@ -33,6 +33,16 @@ from ..registry import Registry
 ENHANCERS: Registry[nn.Module] = Registry("enhancement model")
 
 
+def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Pad (B, C, H, W) on the bottom and right to multiples of ``m``: reflect, or replicate when the padding is
+    not smaller than the image (reflect cannot)."""
+    H, W = x.shape[-2:]
+    ph, pw = (-H) % m, (-W) % m
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < H and pw < W else "replicate")
+
+
 class Enhancer(nn.Module):
     """Wrap an image-to-image network: pad to ``multiple``, run, crop back, clamp nothing.
 
@@ -47,12 +57,7 @@ class Enhancer(nn.Module):
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"{self.name} expects (B, 1, H, W) images, found shape {tuple(x.shape)}")
         H, W = x.shape[-2:]
-        m = self.multiple
-        ph, pw = (-H) % m, (-W) % m
-        if ph or pw:
-            mode = "reflect" if ph < H and pw < W else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        return self.net(x)[..., :H, :W]
+        return self.net(pad_to_multiple(x, self.multiple))[..., :H, :W]
 
     def onnx_module(self) -> dict:
         """What :func:`sonokit.inference.onnx.export_onnx` exports: the inner network (dynamic height and width;

@@ -9,7 +9,8 @@ padding to the network's size multiple and the crop back are done here, as :clas
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from .models import pad_to_multiple
 
 
 class OnnxEnhancer:
@@ -24,11 +25,7 @@ class OnnxEnhancer:
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"{self.name} expects (B, 1, H, W) images, found shape {tuple(x.shape)}")
         H, W = x.shape[-2:]
-        m = self.multiple
-        ph, pw = (-H) % m, (-W) % m
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < H and pw < W else "replicate")
-        return self.session(x.float())[..., :H, :W]
+        return self.session(pad_to_multiple(x.float(), self.multiple))[..., :H, :W]
 
     def eval(self) -> "OnnxEnhancer":
         return self

@@ -4,7 +4,7 @@ Names are imported on first use (PEP 562), so the torch-free parts (:mod:`.lite`
 :mod:`.extras`) load without torch."""
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_getattr
 
 _NAMES = {"predict": ".api", "Segmenter": ".segmenter", "Classifier": ".classifier",
           "read_task_checkpoint": ".checkpoint", "build_model": ".checkpoint", "model_weights": ".checkpoint",
@@ -13,9 +13,4 @@ _NAMES = {"predict": ".api", "Segmenter": ".segmenter", "Classifier": ".classifi
 __all__ = list(_NAMES)
 
 
-def __getattr__(name: str):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sonokit.inference' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _NAMES, globals())

@@ -4,7 +4,7 @@ Names are imported on first use (PEP 562), so ``sonokit.metrics.ellipse`` (head 
 ``sonokit segment``) loads without the segmentation metrics' MONAI/torch or the quality metrics' scikit-image."""
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_getattr
 
 _NAMES = {
     **dict.fromkeys(("auroc_binary", "classification_metrics"), ".classification"),
@@ -16,9 +16,4 @@ _NAMES = {
 __all__ = list(_NAMES)
 
 
-def __getattr__(name: str):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sonokit.metrics' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _NAMES, globals())
