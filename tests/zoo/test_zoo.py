@@ -105,7 +105,7 @@ def test_shipped_model_in_onnx_runtime_matches_torch_and_then_runs_without_torch
 
 
 def test_docs_page_holds_every_card():
-    from sonokit.zoo.build import docs_text
+    from sonokit.zoo.docs import docs_text
 
     from ..conftest import REPO
 

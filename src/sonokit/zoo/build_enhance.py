@@ -43,7 +43,7 @@ def build_enhancer_entry(run: str | Path, name: str, *, alias: str | None, summa
     from ..experiments.enhance_bench.methods import degrade_frame
     from ..experiments.enhance_bench.studies import load_frames
     from ..export import export_safetensors
-    from .build import card_config, rel
+    from .docs import card_config, rel
 
     run = Path(run)
     ck = run / "checkpoints" / "best.ckpt"
