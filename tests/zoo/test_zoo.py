@@ -171,3 +171,13 @@ def test_shipped_blind_enhancer_torch_and_onnx_and_cli(tmp_path):
     Image.fromarray((x * 255).astype(np.uint8)).save(img)
     out = ok(runner.invoke(app, ["enhance", str(img), "--out", str(tmp_path / "o"), "--threads", "1"]))
     assert "shipped 'busi-enhance'" in out and (tmp_path / "o" / "scan_enhanced.png").exists()
+
+
+def test_refine_without_a_checkpoint_uses_the_shipped_guide(tmp_path):
+    img = tmp_path / "scan.png"
+    Image.fromarray((np.random.default_rng(4).random((40, 56)) * 255).astype(np.uint8)).save(img)
+    out = ok(runner.invoke(app, ["enhance", str(img), "--out", str(tmp_path / "o"), "--refine", "nllr-wiener",
+                                 "--threads", "1", "--backend", "torch"]))
+    assert "shipped 'busi-denoise-guide'" in out and (tmp_path / "o" / "scan_enhanced.png").exists()
+    r = runner.invoke(app, ["enhance", str(img), "--out", str(tmp_path / "x"), "--model", "liver"])
+    assert r.exit_code != 0 and "no shipped model 'liver'" in str(r.exception)
