@@ -108,16 +108,24 @@ def torch_model(e: ZooEntry):
     return model.eval(), meta
 
 
-def onnx_session(e: ZooEntry, image_size: int, *, threads: int, log=None):
-    """The entry's graph in ONNX Runtime (:class:`sonokit.inference.backend.OnnxModel`), exported into
-    :func:`cache_dir` and checked against torch on first use."""
-    from ..inference.backend import OnnxModel, export_checked
+def cached_graph(e: ZooEntry) -> tuple[Path, dict] | None:
+    """The entry's checked graph and its sidecar when they are cached for these weights, else None."""
     from ..inference.lite import valid_graph
 
     graph, side = graph_paths(e)
     info = valid_graph(graph, side, None)
-    if info is not None and info.get("sha256") == e.sha256:
-        return OnnxModel(graph, threads)
+    return (graph, info) if info is not None and info.get("sha256") == e.sha256 else None
+
+
+def onnx_session(e: ZooEntry, image_size: int, *, threads: int, log=None):
+    """The entry's graph in ONNX Runtime (:class:`sonokit.inference.backend.OnnxModel`), exported into
+    :func:`cache_dir` and checked against torch on first use."""
+    from ..inference.backend import OnnxModel, export_checked
+
+    cached = cached_graph(e)
+    if cached is not None:
+        return OnnxModel(cached[0], threads)
+    graph, side = graph_paths(e)
     record = {"zoo": e.name, "sha256": e.sha256, "model": e.name, "measure": e.measure}
     return export_checked(lambda: torch_model(e)[0], image_size, graph, side, record, threads=threads,
                           task=e.task, log=log, name=f"shipped model '{e.name}'")
@@ -126,13 +134,13 @@ def onnx_session(e: ZooEntry, image_size: int, *, threads: int, log=None):
 def lite(name: str, *, threshold: float = 0.5, threads: int = 1):
     """A torch-free :class:`sonokit.inference.lite.LiteSegmenter` for the shipped segmentation model ``name`` when
     its checked ONNX graph is already cached (:func:`load` with ``backend="onnx"`` makes it), else None."""
-    from ..inference.lite import LiteSegmenter, valid_graph
+    from ..inference.lite import LiteSegmenter
 
     e = entry(name, task="segment")
-    graph, side = graph_paths(e)
-    info = valid_graph(graph, side, None)
-    if info is None or info.get("sha256") != e.sha256:
+    cached = cached_graph(e)
+    if cached is None:
         return None
+    graph, info = cached
     return LiteSegmenter(graph, info["image_size"], threshold=threshold, threads=threads,
                          hparams={"model": e.name, "image_size": info["image_size"], "zoo": e.name,
                                   "measure": e.measure},
@@ -161,8 +169,8 @@ def load(name: str, *, device: str = "cpu", threshold: float = 0.5, tta: bool = 
     if backend == "onnx":
         if dev.type != "cpu":
             raise ConfigError(f"--backend onnx runs on the CPU; found --device {device}")
-        size = int(_meta_of(e)["image_size"])
-        model, meta = onnx_session(e, size, threads=threads or default_threads(), log=log), _meta_of(e)
+        meta = _meta_of(e)
+        model = onnx_session(e, int(meta["image_size"]), threads=threads or default_threads(), log=log)
     else:
         model, meta = torch_model(e)
         model = model.to(dev)
