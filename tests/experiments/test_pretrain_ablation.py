@@ -84,3 +84,16 @@ def test_the_avit_preset_lists_the_papers_rows(monkeypatch):
                                                          "last_half"]
     assert [(p.method.get("adversarial", True), p.method.get("distill", True)) for p in pre[1:]] == [
         (False, False), (False, False), (True, False), (True, True), (True, True)]
+
+
+def test_rows_split_between_processes_share_one_results_table(setup, tmp_path):
+    d, out = setup, tmp_path / "split"
+    args = ["experiment", "avit-ablation", "--config", str(d / "abl.yaml"), "--out", str(out)]
+    ok(runner.invoke(app, [*args, "--row", "full"]))
+    assert not (out / "downstream" / "scratch_ViT").exists()
+    assert {r["row"] for r in json.loads((out / "results.json").read_text())["rows"]} == {"full"}
+    ok(runner.invoke(app, [*args, "--row", "scratch ViT"]))  # the other "process": its write holds both rows
+    assert {r["row"] for r in json.loads((out / "results.json").read_text())["rows"]} == {"full", "scratch ViT"}
+    r = runner.invoke(app, [*args, "--row", "nope"])
+    assert isinstance(r.exception, ConfigError) and "unknown rows ['nope']" in str(r.exception) \
+        and "scratch ViT" in str(r.exception)

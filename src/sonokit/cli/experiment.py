@@ -61,6 +61,8 @@ def avit_ablation_cmd(
     config: Path = config_option("configs/avit_ablation_cpu.yaml", required=True),
     out: Path = out_option("Output folder"),
     set_: list[str] = set_option("seeds=[0]"),
+    row: list[str] = typer.Option(None, "--row", help="Run only this row (its name; repeatable): two processes can "
+                                  "share an ablation by rows. results.md/json always hold every finished score."),
 ) -> None:
     """A pretraining ablation (A-ViT, ICLR 2026: ViT from scratch -> MIM -> + ACDT -> + adversarial -> + self-
     distillation, λ fixed vs adaptive): each row pretrains once, each downstream task (linear probe, fine-tune,
@@ -71,7 +73,7 @@ def avit_ablation_cmd(
 
     overrides = list(set_) + ([f"out_dir={out}"] if out is not None else [])
     abl = PretrainAblation(load_config(config, overrides, cls=PretrainAblationConfig), log=say)
-    abl.run()
+    abl.run(rows=row or None)
     say(f"results in {abl.out / 'results.md'}")
 
 

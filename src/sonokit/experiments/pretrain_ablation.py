@@ -136,22 +136,45 @@ class PretrainAblation:
 
         cfg, kind = self.downstream_config(row, task, self.pretrain_config(row), seed)
         run = Path(cfg.out_dir)
-        info = run / "run.json"
-        if not (info.exists() and json.loads(info.read_text()).get("status") == "finished"):
+        if not self.finished(run):
             self.log(f"{row.name} / {task.name} seed {seed}: training in {run}")
             fit(cfg, resume=(run / "checkpoints" / "last.ckpt").exists(), log=self.log,
                 prefix=f"  {self.slugs[row.name]} {self.slugs[task.name]} s{seed} ")
         reads_organ = "organ" in self.reads(run)
         for mode in self.cfg.organs if reads_organ else ["dataset"]:
             name = "test" if mode == "dataset" else f"test_organ_{mode}"
-            path = run / "eval" / f"{name}.json"
-            res = json.loads(path.read_text()) if path.exists() else evaluate(
-                run / "checkpoints" / "best.ckpt", split="test", name=name, log=None,
-                organ=None if mode == "predicted" else mode if mode != "dataset" else ("dataset" if reads_organ else None))
-            values = res.get("metrics") or {k: v["mean"] for k, v in res.get("aggregate", {}).items()}
-            for m in TASK_METRICS[kind]:
-                self.results.append({"row": row.name, "task": task.name, "seed": seed, "organ": mode, "metric": m,
-                                     "value": float(values[m]), "n": res["n"]})
+            if not (run / "eval" / f"{name}.json").exists():  # evaluate() writes it
+                evaluate(run / "checkpoints" / "best.ckpt", split="test", name=name, log=None,
+                         organ=None if mode == "predicted" else mode if mode != "dataset"
+                         else ("dataset" if reads_organ else None))
+
+    @staticmethod
+    def finished(run: Path) -> bool:
+        info = run / "run.json"
+        return info.exists() and json.loads(info.read_text()).get("status") == "finished"
+
+    def collect(self) -> list[dict]:
+        """Every score on disk, of every row (also those another process trains: ``run(rows=...)``), in the
+        config's order; a run counts once it has finished and been scored."""
+        from ..config import read_yaml
+
+        out = []
+        for row in self.cfg.rows:
+            for task in self.cfg.downstream:
+                kind = read_yaml(task.config).get("task")
+                for seed in self.cfg.seeds:
+                    run = self.out / "downstream" / self.slugs[row.name] / self.slugs[task.name] / f"seed{seed}"
+                    if not self.finished(run):
+                        continue
+                    for mode in self.cfg.organs:
+                        path = run / "eval" / ("test.json" if mode == "dataset" else f"test_organ_{mode}.json")
+                        if not path.exists():
+                            continue
+                        res = json.loads(path.read_text())
+                        values = res.get("metrics") or {k: v["mean"] for k, v in res.get("aggregate", {}).items()}
+                        out += [{"row": row.name, "task": task.name, "seed": seed, "organ": mode, "metric": m,
+                                 "value": float(values[m]), "n": res["n"]} for m in TASK_METRICS[kind]]
+        return out
 
     @staticmethod
     def reads(run: Path) -> tuple[str, ...]:
@@ -162,14 +185,22 @@ class PretrainAblation:
         path = run / "checkpoints" / "best.ckpt"
         return tuple(getattr(build_model(read_task_checkpoint(path), path), "batch_inputs", ()))
 
-    def run(self) -> list[dict]:
+    def run(self, rows: list[str] | None = None) -> list[dict]:
+        """Pretrain and run the downstream tasks of every row, or of ``rows`` (names) only: two processes can
+        share one ablation by rows; each write collects every finished score on disk."""
+        unknown = sorted(set(rows or ()) - {r.name for r in self.cfg.rows})
+        if unknown:
+            raise ConfigError(f"unknown rows {unknown}; this ablation has {[r.name for r in self.cfg.rows]}")
         self.out.mkdir(parents=True, exist_ok=True)
         for row in self.cfg.rows:
+            if rows and row.name not in rows:
+                continue
             self.pretrain(row)
             for task in self.cfg.downstream:
                 for seed in self.cfg.seeds:
                     self.downstream(row, task, seed)
                     self.write()
+        self.write()
         return self.results
 
     # --- results ------------------------------------------------------------------------------------------
@@ -191,15 +222,18 @@ class PretrainAblation:
     def write(self) -> None:
         import dataclasses
 
+        from ..data.io import atomic_write
         from ..provenance import machine
         from ..reports.tables import markdown_table
 
+        self.results = self.collect()
         doc = {"experiment": "pretrain_ablation", "config": dataclasses.asdict(self.cfg), "commit": self.commit,
                "machine": machine(), "rows": self.results}
-        (self.out / "results.json").write_text(json.dumps(doc, indent=1))
+        atomic_write(self.out / "results.json", lambda t: Path(t).write_text(json.dumps(doc, indent=1)))
         header, rows = self.table()
-        (self.out / "results.md").write_text("\n".join([
+        md = "\n".join([
             f"# Pretraining ablation: {self.cfg.name}\n",
             "Each row pretrains once; each downstream task trains per seed, checkpoint chosen on val, scored once on "
             "the held-out test split; mean ± std over seeds. 'organ at test': the dataset's own organ, the organ "
-            "the model predicts, or a wrong one (anatomy-conditioned encoders only).\n", markdown_table(header, rows)]))
+            "the model predicts, or a wrong one (anatomy-conditioned encoders only).\n", markdown_table(header, rows)])
+        atomic_write(self.out / "results.md", lambda t: Path(t).write_text(md))
