@@ -11,7 +11,16 @@ results are listed as "not run yet"). Inputs:
   safe :func:`sonokit.serialization.load_checkpoint`), ``run.json``, ``metrics.csv`` (last epoch's ``train_*``);
 * the committed supervised baselines on the same split: ``benchmarks/results/classify.json`` (ResNet18 from
   scratch) and ``benchmarks/results/busi_supervised.json`` (Res-UNet, 100 % labels);
-* the pretraining shard manifest (``<data.root>/shards.json``) for the number of pretraining images.
+* the pretraining shard manifest (``<data.root>/shards.json``) for the number of pretraining images;
+* ``--organ-shards`` (default ``runs/avit_data/shards_test``): held-out images of every organ - the TEST parts of
+  the pretraining sources and 50 new phantoms - on which each pretrained A-ViT's organ head is scored
+  (:func:`sonokit.evaluation.organ_accuracy`). Make it once (docs/avit.md)::
+
+      sonokit simulate phantom --n 50 --size 256 --seed 1 --out runs/avit_data/phantom_test
+      sonokit data shard busi=../shared/data/busi ddti=../shared/data/ddti hc18=../shared/data/hc18 \\
+        phantom=runs/avit_data/phantom_test --split busi=splits/busi_v1.json:test \\
+        --split ddti=splits/ddti_v1.json:test --split hc18=splits/hc18_v1.json:test --max-side 512 \\
+        --shard-size 500 --out runs/avit_data/shards_test
 
 Writes ``OUT/avit.{json,md}`` and, when a λ trace exists, ``OUT/avit_lambda.png`` (OUT: benchmarks/results).
 The paper's numbers are quoted from the A-ViT summary in the seed notes (BUSI; ViT-B/16 pretrained on about
@@ -109,6 +118,20 @@ def pretraining(cfg: dict, ablation: Path) -> list[dict]:
     return out
 
 
+def organ_prediction(pre: list[dict], ablation: Path, shards: Path) -> dict[str, dict]:
+    """{row: organ_accuracy(...)} for every pretrained row with ACDT blocks (those with an organ head)."""
+    from sonokit.evaluation import organ_accuracy
+
+    if not (shards / "shards.json").exists():
+        return {}
+    out = {}
+    for p in pre:
+        enc = ablation / "pretrain" / safe_name(p["row"]) / "encoder.safetensors"
+        if p["pretrain"] and p["acdt"] and enc.exists():
+            out[p["row"]] = organ_accuracy(enc, shards)
+    return out
+
+
 def lambda_plot(pre: list[dict], path: Path) -> dict[str, dict]:
     """Plot λ vs step for every row with a trace; returns {row: {steps, start, end, median, min, max}}."""
     traces = {p["row"]: np.asarray(p["lambda_trace"], dtype=float) for p in pre if p["lambda_trace"]}
@@ -152,6 +175,8 @@ def main() -> None:
     ap.add_argument("--ablation", default=str(ROOT / "runs" / "avit_ablation_cpu"))  # relative: to the cwd
     ap.add_argument("--config", default=CONFIG, help="row / task order when ABLATION/results.json is missing")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--organ-shards", default=str(ROOT / "runs" / "avit_data" / "shards_test"),
+                    help="held-out multi-organ shards for the organ head's accuracy (docstring)")
     args = ap.parse_args()
     ablation, out, res_path = Path(args.ablation), Path(args.out), Path(args.ablation) / "results.json"
     out.mkdir(parents=True, exist_ok=True)
@@ -221,6 +246,23 @@ def main() -> None:
                 organ_table.append([p["row"], task, m, *[cell(stats(v[o].values())) for o in organs],
                                     *[cell(diffs[o]) for o in wrong], len(v["dataset"])])
     label = {"dataset": "right (dataset)", "predicted": "predicted"}
+    shards_test = Path(args.organ_shards)
+    organ_acc = organ_prediction(pre, ablation, shards_test)
+    if organ_acc:
+        srcs = list(dict.fromkeys(s for r in organ_acc.values() for s in r["per_source"]))
+        md += [f"### Organ prediction on held-out images (`{rel(shards_test)}`)\n",
+               "The organ head of each pretrained A-ViT (no organ given) on the test parts of the pretraining "
+               "sources and new phantoms; 'predicted as': the most frequent answers.\n",
+               markdown_table(["row", "images", "accuracy", "organ-balanced", *srcs],
+                              [[row, r["n"], f"{r['accuracy']:.3f}", f"{r['balanced_accuracy']:.3f}",
+                                *[f"{r['per_source'][s]['accuracy']:.3f} (n {r['per_source'][s]['n']}; as "
+                                  + ", ".join(f"{k} {v}" for k, v in list(r['per_source'][s]['predicted'].items())[:2])
+                                  + ")" if s in r["per_source"] else "—" for s in srcs]]
+                               for row, r in organ_acc.items()]),
+               "### What the organ costs downstream\n"]
+    else:
+        md.append(f"No organ-prediction score: no pretrained ACDT row yet, or no held-out shards at "
+                  f"`{rel(shards_test)}` (docstring).\n")
     md += ["Each run scored with the right organ, the organ the model predicts and a wrong one; differences paired "
            "over seeds.\n", markdown_table(["row", "task", "metric", *[label.get(o, f"wrong ({o})") for o in organs],
                            *[f"right − {o}" for o in wrong], "seeds"], organ_table) if organ_table
@@ -249,6 +291,7 @@ def main() -> None:
         "benchmark": "avit", "ablation": rel(ablation), "config": args.config, "ablation_commit": doc.get("commit"),
         "commit": sha, "machine": mach, "command": cmd, "results": ablation_json, "baselines": base,
         "claims": claims, "tolerance": TOL, "scale": scale, "organ_check": organ_json, "lambda": lam,
+        "organ_prediction": organ_acc, "organ_shards": rel(shards_test),
         "pretraining": pre}, indent=1))
     (out / "avit.md").write_text("\n".join(md))
     print(f"wrote {out / 'avit.md'} and {out / 'avit.json'}" + (f" and {out / 'avit_lambda.png'}" if lam else ""))
