@@ -75,12 +75,14 @@ def by_seed(rows, row, task, organ, metric) -> dict[int, float]:
 
 
 def baselines() -> dict[str, dict]:
-    """Supervised baselines per task kind: {kind: {label, source, commit, metrics: {metric: stats}}}."""
+    """Supervised baselines per task kind and dataset: {"kind/dataset": {label, source, commit, metrics}}."""
     out = {}
     for kind, name, keep, label in [
-            ("classify", "classify.json", lambda r: r["dataset"] == "busi" and r.get("split") == "test",
+            ("classify/busi", "classify.json", lambda r: r["dataset"] == "busi" and r.get("split") == "test",
              "supervised ResNet18 from scratch"),
-            ("segment", "busi_supervised.json", lambda r: r["dataset"] == "busi" and r.get("fraction") == 1.0,
+            ("classify/ddti", "classify.json", lambda r: r["dataset"] == "ddti" and r.get("split") == "test",
+             "supervised ResNet18 from scratch"),
+            ("segment/busi", "busi_supervised.json", lambda r: r["dataset"] == "busi" and r.get("fraction") == 1.0,
              "supervised Res-UNet (ResNet18) from scratch, 100 % labels")]:
         path = ROOT / "benchmarks" / "results" / name
         if not path.exists():
@@ -88,7 +90,8 @@ def baselines() -> dict[str, dict]:
         rows = [r for r in json.loads(path.read_text())["rows"] if keep(r)]
         out[kind] = {"label": label, "source": f"benchmarks/results/{name}",
                      "commit": sorted({r.get("commit", "?") for r in rows}),
-                     "metrics": {m: stats([r["value"] for r in rows if r["metric"] == m]) for m in METRICS[kind]}}
+                     "metrics": {m: stats([r["value"] for r in rows if r["metric"] == m])
+                                 for m in METRICS[kind.split("/")[0]]}}
     return out
 
 
@@ -184,17 +187,19 @@ def main() -> None:
     cfg = doc.get("config") or read_yaml(ROOT / args.config)
     rows, seeds, organs = doc.get("rows", []), cfg.get("seeds", [0, 1, 2]), cfg.get("organs", ["dataset"])
     kinds = {t["name"]: read_yaml(ROOT / t["config"])["task"] for t in cfg["downstream"]}
+    dsets = {t["name"]: read_yaml(ROOT / t["config"])["data"].get("format") for t in cfg["downstream"]}
     names = [r["name"] for r in cfg["rows"]]
+    task_rows = {t["name"]: [n for n in names if not t.get("rows") or n in t["rows"]] for t in cfg["downstream"]}
     base, pre = baselines(), pretraining(cfg, ablation)
     lam = lambda_plot(pre, out / "avit_lambda.png")
     md = ["# A-ViT on CPU: ablation, supervised baselines, the paper's BUSI numbers\n",
-          f"From `{rel(res_path)}` ({len(rows)} result rows; ablation commit {doc.get('commit', 'n/a')}). Held-out BUSI "
-          "test split (`splits/busi_v1.json`), checkpoint chosen on val, mean ± std over seeds (ddof 1).\n",
-          "## 1. Ablation (organ at test: the dataset's own, breast)\n"]
+          f"From `{rel(res_path)}` ({len(rows)} result rows; ablation commit {doc.get('commit', 'n/a')}). Held-out "
+          "test splits (`splits/busi_v1.json`, `splits/ddti_v1.json`), checkpoint chosen on val, mean ± std over "
+          "seeds (ddof 1).\n", "## 1. Ablation (organ at test: the dataset's own: breast for BUSI, thyroid for DDTI)\n"]
     ablation_json = {}
     for task, kind in kinds.items():
         ms, table = METRICS[kind], []
-        for name in names:
+        for name in task_rows[task]:
             s = {m: stats(by_seed(rows, name, task, "dataset", m).values()) for m in ms}
             ablation_json[f"{name} | {task}"] = s
             n = len({r["seed"] for r in rows if (r["row"], r["task"], r["organ"]) == (name, task, "dataset")})
@@ -202,14 +207,15 @@ def main() -> None:
                 else "86.62 (acc.)" if task == "BUSI linear probe" and name == FULL else "—"
             paper += ", AUROC 0.9742" if task == "BUSI fine-tune" and name == FULL else ""
             table.append([name, *[cell(s[m]) for m in ms], f"{n}/{len(seeds)}", paper])
-        if kind in base:
-            b = base[kind]
+        if f"{kind}/{dsets[task]}" in base:
+            b = base[f"{kind}/{dsets[task]}"]
             table.append([f"{b['label']} (`{b['source']}`)", *[cell(b["metrics"][m]) for m in ms],
                           max((s["n"] for s in b["metrics"].values() if s), default=0), "—"])
         md += [f"### {task}\n", markdown_table(["row", *ms, "seeds", "paper (summary, %)"], table)]
     md += ["Baselines are quoted from the committed result files named in the table (same split and image size; "
-           f"commits {', '.join(c for b in base.values() for c in b['commit'])}). Paper column: the summary's "
-           "Table 3 (breast accuracy; its first row, MIM on natural images 83.09, has no counterpart here).\n",
+           f"commits {', '.join(dict.fromkeys(c for b in base.values() for c in b['commit']))}). Paper column: the summary's "
+           "Table 3 (breast accuracy; its first row, MIM on natural images 83.09, has no counterpart here). The "
+           "paper's thyroid numbers (87.07 / 0.9475) are on private data, not DDTI: not comparable, not quoted.\n",
            "## 2. The paper's BUSI claims\n"]
     claims = []
     for (task, metric, paper, quote) in PAPER_CLAIMS:
@@ -235,6 +241,8 @@ def main() -> None:
     organ_table, organ_json = [], []
     for p in (p for p in pre if p["acdt"]):
         for task, kind in kinds.items():
+            if p["row"] not in task_rows[task]:
+                continue
             if not any((r["row"], r["task"]) == (p["row"], task) for r in rows):
                 organ_table.append([p["row"], task, "—", *["not run yet"] * (len(organs) + len(wrong)), 0])
                 continue

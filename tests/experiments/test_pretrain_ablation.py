@@ -32,7 +32,9 @@ def setup(tmp_path_factory):
         "organs": ["dataset", "predicted", "heart"],
         "rows": [{"name": "scratch ViT", "pretrain": False, "set": ["encoder.acdt_blocks=none"]},
                  {"name": "full", "set": []}],
-        "downstream": [{"name": "probe", "config": str(d / "cls.yaml"), "set": ["linear_probe=true"]}]}))
+        "downstream": [{"name": "probe", "config": str(d / "cls.yaml"), "set": ["linear_probe=true"]},
+                       {"name": "probe, full only", "config": str(d / "cls.yaml"), "set": ["linear_probe=true"],
+                        "rows": ["full"]}]}))
     return d
 
 
@@ -51,6 +53,8 @@ def test_rows_pretrain_once_and_downstream_is_scored_with_each_organ(setup):
     # the scratch row is a plain ViT: the organ does not matter, so it is scored once
     assert modes == {("scratch ViT", "dataset"), ("full", "dataset"), ("full", "predicted"), ("full", "heart")}
     assert {r["metric"] for r in res} == {"accuracy", "balanced_accuracy", "auroc"}
+    assert {r["row"] for r in res if r["task"] == "probe, full only"} == {"full"}  # a task limited to rows
+    assert not (out / "downstream" / "scratch_ViT" / "probe_full_only").exists()
     assert json.loads((run / "eval" / "test_organ_heart.json").read_text())["organ"] == "heart"
     assert json.loads((run / "eval" / "test.json").read_text())["organ"] == "phantom"
     md = (out / "results.md").read_text()
@@ -64,9 +68,12 @@ def test_rows_pretrain_once_and_downstream_is_scored_with_each_organ(setup):
 def test_config_checks(setup):
     d = setup
     base = yaml.safe_load((d / "abl.yaml").read_text())
+    base["downstream"] = base["downstream"][:1]  # (the second names row 'full', which some cases remove)
     for change, match in [({"rows": [{"name": "a", "set": ["method.mask_ratio=2"]}]}, "row 'a'.*mask_ratio"),
                           ({"rows": [{"name": "a"}, {"name": "a"}]}, "unique names"),
                           ({"organs": ["heart"]}, "must include 'dataset'"),
+                          ({"downstream": [{"name": "x", "config": str(d / "cls.yaml"), "rows": ["nope"]}]},
+                           r"downstream 'x': rows \['nope'\] are not rows"),
                           ({"downstream": [{"name": "x", "config": str(d / "pre.yaml")}]}, "a 'pretrain' config")]:
         (d / "bad.yaml").write_text(yaml.safe_dump({**base, **change}))
         with pytest.raises(ConfigError, match=match):

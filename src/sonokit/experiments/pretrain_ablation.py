@@ -6,7 +6,8 @@ distillation, λ fixed vs adaptive): each row pretrains an encoder once, then ev
   in ``out_dir/pretrain/<row>``; ``pretrain: false`` skips pretraining (the row's encoder from random
   initialisation: "from scratch").
 * A **downstream** task is a classification or segmentation config with its own ``set`` (e.g.
-  ``linear_probe=true``); the run's encoder becomes the row's: ``model.encoder`` = the pretraining encoder's
+  ``linear_probe=true``) and optionally ``rows`` (run for those rows only, e.g. a second dataset for the first
+  and last row); the run's encoder becomes the row's: ``model.encoder`` = the pretraining encoder's
   name, ``model.encoder_kwargs`` = its other arguments, ``model.encoder_checkpoint`` = the row's
   ``encoder.safetensors`` (null from scratch). Trained in ``out_dir/downstream/<row>/<task>/seed<s>``,
   checkpoint chosen on val, scored once on the test split with :func:`sonokit.evaluate`.
@@ -44,6 +45,7 @@ class DownstreamTask:
     name: str = "task"
     config: str = "configs/classify_busi_cpu.yaml"  # a classify or segment config
     set: list[str] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)  # only these rows (names); empty: every row
 
 
 @dataclass
@@ -68,6 +70,11 @@ class PretrainAblation:
         for what, names in (("rows", [r.name for r in cfg.rows]), ("downstream", [t.name for t in cfg.downstream])):
             if len(set(names)) != len(names) or len({self.slugs[n] for n in names}) != len(names):
                 raise ConfigError(f"{what} need unique names that stay unique as folder names; found {names}")
+        for t in cfg.downstream:
+            unknown = sorted(set(t.rows) - {r.name for r in cfg.rows})
+            if unknown:
+                raise ConfigError(f"downstream '{t.name}': rows {unknown} are not rows of this ablation "
+                                  f"({[r.name for r in cfg.rows]})")
         if "dataset" not in cfg.organs:
             raise ConfigError(f"organs must include 'dataset' (the reference score); found {cfg.organs}")
         self.results: list[dict] = []
@@ -76,7 +83,7 @@ class PretrainAblation:
         self.commit = commit()  # the code this process runs, recorded once (the checkout may change meanwhile)
         for r in cfg.rows:  # every config resolves and passes the data-free checks before anything trains
             pc = self.pretrain_config(r)
-            for t in cfg.downstream:
+            for t in self.tasks(r):
                 self.downstream_config(r, t, pc, cfg.seeds[0])
 
     # --- configs ------------------------------------------------------------------------------------------
@@ -148,6 +155,10 @@ class PretrainAblation:
                          organ=None if mode == "predicted" else mode if mode != "dataset"
                          else ("dataset" if reads_organ else None))
 
+    def tasks(self, row: PretrainRow) -> list[DownstreamTask]:
+        """The downstream tasks of ``row`` (a task's ``rows`` limits it to those rows)."""
+        return [t for t in self.cfg.downstream if not t.rows or row.name in t.rows]
+
     @staticmethod
     def finished(run: Path) -> bool:
         info = run / "run.json"
@@ -160,7 +171,7 @@ class PretrainAblation:
 
         out = []
         for row in self.cfg.rows:
-            for task in self.cfg.downstream:
+            for task in self.tasks(row):
                 kind = read_yaml(task.config).get("task")
                 for seed in self.cfg.seeds:
                     run = self.out / "downstream" / self.slugs[row.name] / self.slugs[task.name] / f"seed{seed}"
@@ -196,7 +207,7 @@ class PretrainAblation:
             if rows and row.name not in rows:
                 continue
             self.pretrain(row)
-            for task in self.cfg.downstream:
+            for task in self.tasks(row):
                 for seed in self.cfg.seeds:
                     self.downstream(row, task, seed)
                     self.write()
