@@ -172,3 +172,13 @@ def test_training_says_when_images_name_no_organ(tmp_path):
 
     hp = load_checkpoint(run / "checkpoints" / "last.ckpt")["hyper_parameters"]
     assert hp["model_kwargs"]["encoder_kwargs"]["n_organs"] == 2  # the encoder follows the vocabulary's size
+
+
+@pytest.mark.parametrize("name,dim,depth,params_m", [("avit_base_patch16", 768, 12, 86), ("avit_large_patch16", 1024, 24, 304)])
+def test_paper_scale_variants_have_vit_widths(name, dim, depth, params_m):
+    with torch.device("meta"):  # shapes only: nothing allocated
+        enc = create_encoder(name, img_size=224, acdt_blocks="last_half")
+    assert enc.out_channels == [dim] * 4 and len(enc.model.blocks) == depth
+    assert sum(isinstance(b, ACDTBlock) for b in enc.model.blocks) == depth // 2
+    n = sum(p.numel() for p in enc.parameters()) / 1e6
+    assert params_m < n < params_m * 1.15  # ViT-B/16 86M, ViT-L/16 304M, plus the ACDT blocks' extras

@@ -1,7 +1,8 @@
 """A-ViT as a sonokit encoder: ``forward(x, organ=None) -> [token maps]`` at stride 16 (as :mod:`..encoders.vit`).
 
-Registered variants (ViT widths, 12 blocks): ``avit_tiny_patch16`` (192, 3 heads), ``avit_small_patch16``
-(384, 6 heads), ``avit_base_patch16`` (768, 12 heads; the paper's ViT-B/16). Models built on an encoder with
+Registered variants (ViT widths): ``avit_tiny_patch16`` (192, 12 blocks, 3 heads), ``avit_small_patch16``
+(384, 12, 6), ``avit_base_patch16`` (768, 12, 12; the paper's ViT-B/16), ``avit_large_patch16`` (1024, 24, 16;
+ViT-L/16, for FSDP). Models built on an encoder with
 ``takes_organ`` pass the batch's ``organ`` to it (:class:`sonokit.models.SegmentationModel`,
 :class:`sonokit.models.ClassificationModel`); the organ head's logits of the last call are
 :attr:`AViTEncoder.organ_logits`.
@@ -22,6 +23,7 @@ AVIT_VARIANTS: dict[str, tuple[int, int, int]] = {
     "avit_tiny_patch16": (192, 12, 3),
     "avit_small_patch16": (384, 12, 6),
     "avit_base_patch16": (768, 12, 12),
+    "avit_large_patch16": (1024, 24, 16),  # ViT-L/16: train it with trainer.strategy fsdp on GPUs
 }
 
 
