@@ -158,3 +158,38 @@ def test_pretrain_streams_shards_and_refuses_a_method_that_cannot(pretrained):
     r = runner.invoke(app, ["pretrain", "--config", str(d / "stream.yaml"), "--out", str(d / "pirl"),
                             "--set", "method={name: pirl, grid: 4}", "--set", "encoder={name: resnet10t}"])
     assert r.exit_code != 0 and "cannot stream" in str(r.exception)
+
+
+def test_pretrain_with_lightning_ddp_on_two_cpu_processes_sees_every_sample_once(pretrained, monkeypatch):
+    """`sonokit pretrain` with trainer.devices=2 (Lightning DDP, gloo, forked processes) streaming shards: each
+    rank trains on its half, and over both ranks every sample is read exactly once per epoch."""
+    import os
+
+    from sonokit.data.shard_stream import ShardDataset
+
+    d = pretrained
+    if not (d / "shards" / "shards.json").exists():
+        ok(runner.invoke(app, ["data", "shard", f"ph={d / 'ph'}", "--out", str(d / "shards"), "--shard-size", "3"]))
+    seen = d / "seen"
+    seen.mkdir(exist_ok=True)
+    iterate = ShardDataset.__iter__
+
+    def spy(self):  # inherited by the forked ranks and their loader workers: one file per process
+        for s in iterate(self):
+            with open(seen / f"{os.getpid()}.txt", "a") as f:
+                f.write(f"{self.epoch} {s['key']}\n")
+            yield s
+
+    monkeypatch.setattr(ShardDataset, "__iter__", spy)
+    cfg = yaml.safe_load((d / "cfg.yaml").read_text())
+    cfg["data"].update(root=str(d / "shards"), batch_size=2, num_workers=1)
+    cfg["out_dir"] = str(d / "ddp")
+    cfg["trainer"].update(accelerator="cpu", devices=2, strategy="ddp_fork")
+    (d / "ddp.yaml").write_text(yaml.safe_dump(cfg))
+    ok(runner.invoke(app, ["pretrain", "--config", str(d / "ddp.yaml")]))
+    lines = [ln.split() for f in seen.glob("*.txt") for ln in f.read_text().splitlines()]
+    keys = sorted(k for e, k in lines if e == "0")
+    assert keys == [f"ph__phantom_{i:04d}" for i in range(8)]  # 8 samples, each once over the two ranks
+    assert len(list(seen.glob("*.txt"))) == 2  # read by two processes (one loader worker per rank)
+    assert load_checkpoint(d / "ddp" / "checkpoints" / "last.ckpt")["state_dict"]["steps_done"] == 2  # 4 per rank / 2
+    assert (d / "ddp" / "encoder.safetensors").exists()

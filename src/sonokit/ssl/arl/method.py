@@ -18,8 +18,11 @@ One training step on a batch (images, organ indices; -1 unknown), all randomness
    as ``train_lambda`` and kept in the checkpoint (:attr:`ARLPretraining.lambda_trace`);
 6. the organ head (when the encoder has one): cross-entropy on the images whose organ is known, weight
    ``organ_weight``, its accuracy logged;
-7. the generator step on ``L = L_SD + L_MIM + λ L_adv + organ_weight L_organ`` (AdamW, warm-up + cosine), the
-   teacher's EMA update, then the discriminator's own step (Adam, ``disc_lr``) on real vs reconstructed patches.
+7. one backward of ``L = L_SD + L_MIM + λ L_adv + organ_weight L_organ`` (the generator's, with the
+   discriminator's weights detached in ``L_adv``) plus the discriminator's loss on real vs detached reconstructed
+   patches (the two touch disjoint parameters, and DDP reduces every parameter once per step); then the
+   generator's step (AdamW, warm-up + cosine), the teacher's EMA update and the discriminator's own step (Adam,
+   ``disc_lr``).
 
 ``mim``, ``adversarial`` and ``distill`` switch the three objectives (the paper's ablation); the adversarial
 term needs MIM (it judges reconstructions). The encoder must be an A-ViT (``avit_*``; ``acdt_blocks: none``
@@ -83,8 +86,8 @@ class ARLPretraining(PretrainMethod):
                               f"avit_base_patch16; acdt_blocks: none for a plain ViT); found '{spec['name']}'")
         vit = self.encoder.model
         dim, self.patch = vit.embed_dim, vit.patch_size
-        self.mask_token = torch.nn.Parameter(torch.zeros(dim))
-        torch.nn.init.normal_(self.mask_token, std=0.02)
+        # every parameter takes part in the step's one backward (DDP's reducer needs that): no mask token without MIM
+        self.mask_token = torch.nn.Parameter(torch.randn(dim) * 0.02) if mim else None
         self.decoder = PixelDecoder(dim, self.patch) if mim else None
         self.discriminator = PatchDiscriminator(width=disc_width) if adversarial else None
         if distill:
@@ -179,7 +182,9 @@ class ARLPretraining(PretrainMethod):
             loss = loss + terms["mim"]
             if self.discriminator is not None:
                 fake, real = self.adv_patches(recon, g)
-                terms["adv_g"] = generator_loss(self.discriminator(fake))
+                # D's weights detached here: the generator's loss moves the generator only
+                frozen_d = {k: v.detach() for k, v in self.discriminator.named_parameters()}
+                terms["adv_g"] = generator_loss(torch.func.functional_call(self.discriminator, frozen_d, (fake,)))
                 lam = adaptive_weight(terms["mim"], terms["adv_g"], self.decoder.last.weight,
                                       max_value=hp.lambda_max) if hp.adaptive_lambda \
                     else torch.tensor(float(hp.lambda_fixed), device=x.device)
@@ -193,10 +198,18 @@ class ARLPretraining(PretrainMethod):
             known = target >= 0
             terms["organ_acc"] = (logits.argmax(1)[known] == target[known]).float().mean()
             loss = loss + hp.organ_weight * terms["organ"]
+        elif organ_logits:  # the head unused by this step's loss: a zero term keeps it in the graph (DDP)
+            loss = loss + 0.0 * torch.cat(organ_logits).sum()
+        d_loss = None
+        if fake is not None:  # D on real vs detached fakes: its loss moves D only
+            d_loss = terms["adv_d"] = discriminator_loss(self.discriminator(real), self.discriminator(fake.detach()))
         opts = self.optimizers()
         opts = opts if isinstance(opts, list) else [opts]
-        opts[0].zero_grad()
-        self.manual_backward(loss)
+        for o in opts:
+            o.zero_grad()
+        # ONE backward for both players (their losses touch disjoint parameters), so under DDP every parameter
+        # is reduced once per step; two backward passes per forward break DDP's reducer
+        self.manual_backward(loss if d_loss is None else loss + d_loss)
         opts[0].step()
         self.lr_schedulers().step()
         if hp.distill:
@@ -205,14 +218,10 @@ class ARLPretraining(PretrainMethod):
             m = self.momentum_now()
             update_momentum(self.encoder, self.teacher["encoder"], m)
             update_momentum(self.head, self.teacher["head"], m)
-        if fake is not None:
-            d_loss = discriminator_loss(self.discriminator(real), self.discriminator(fake.detach()))
-            opts[1].zero_grad()
-            self.manual_backward(d_loss)
+        if d_loss is not None:
             # the wrapped torch optimiser: Lightning counts LightningOptimizer steps as global steps, and a
             # training step must stay one global step (max_steps, the schedules, checkpoint_every_n_steps)
             opts[1].optimizer.step()
-            terms["adv_d"] = d_loss
         self.steps_done += 1
         self.log("train_loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=B)
         for k, v in terms.items():
