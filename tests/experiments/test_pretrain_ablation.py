@@ -96,11 +96,17 @@ def test_the_avit_preset_lists_the_papers_rows(monkeypatch):
 def test_rows_split_between_processes_share_one_results_table(setup, tmp_path):
     d, out = setup, tmp_path / "split"
     args = ["experiment", "avit-ablation", "--config", str(d / "abl.yaml"), "--out", str(out)]
+    ok(runner.invoke(app, [*args, "--row", "full", "--task", "probe"]))
+    assert not (out / "downstream" / "full" / "probe_full_only").exists()  # --task: that task only
     ok(runner.invoke(app, [*args, "--row", "full"]))
     assert not (out / "downstream" / "scratch_ViT").exists()
     assert {r["row"] for r in json.loads((out / "results.json").read_text())["rows"]} == {"full"}
     ok(runner.invoke(app, [*args, "--row", "scratch ViT"]))  # the other "process": its write holds both rows
     assert {r["row"] for r in json.loads((out / "results.json").read_text())["rows"]} == {"full", "scratch ViT"}
+    tasks = {r["task"] for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert tasks == {"probe", "probe, full only"}
+    r = runner.invoke(app, [*args, "--task", "nope"])
+    assert isinstance(r.exception, ConfigError) and "unknown downstream tasks ['nope']" in str(r.exception)
     r = runner.invoke(app, [*args, "--row", "nope"])
     assert isinstance(r.exception, ConfigError) and "unknown rows ['nope']" in str(r.exception) \
         and "scratch ViT" in str(r.exception)

@@ -63,6 +63,7 @@ def avit_ablation_cmd(
     set_: list[str] = set_option("seeds=[0]"),
     row: list[str] = typer.Option(None, "--row", help="Run only this row (its name; repeatable): two processes can "
                                   "share an ablation by rows. results.md/json always hold every finished score."),
+    task: list[str] = typer.Option(None, "--task", help="Run only this downstream task (its name; repeatable)."),
 ) -> None:
     """A pretraining ablation (A-ViT, ICLR 2026: ViT from scratch -> MIM -> + ACDT -> + adversarial -> + self-
     distillation, λ fixed vs adaptive): each row pretrains once, each downstream task (linear probe, fine-tune,
@@ -73,7 +74,7 @@ def avit_ablation_cmd(
 
     overrides = list(set_) + ([f"out_dir={out}"] if out is not None else [])
     abl = PretrainAblation(load_config(config, overrides, cls=PretrainAblationConfig), log=say)
-    abl.run(rows=row or None)
+    abl.run(rows=row or None, tasks=task or None)
     say(f"results in {abl.out / 'results.md'}")
 
 

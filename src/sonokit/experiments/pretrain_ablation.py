@@ -196,18 +196,21 @@ class PretrainAblation:
         path = run / "checkpoints" / "best.ckpt"
         return tuple(getattr(build_model(read_task_checkpoint(path), path), "batch_inputs", ()))
 
-    def run(self, rows: list[str] | None = None) -> list[dict]:
-        """Pretrain and run the downstream tasks of every row, or of ``rows`` (names) only: two processes can
-        share one ablation by rows; each write collects every finished score on disk."""
-        unknown = sorted(set(rows or ()) - {r.name for r in self.cfg.rows})
-        if unknown:
-            raise ConfigError(f"unknown rows {unknown}; this ablation has {[r.name for r in self.cfg.rows]}")
+    def run(self, rows: list[str] | None = None, tasks: list[str] | None = None) -> list[dict]:
+        """Pretrain and run the downstream tasks of every row, or of ``rows`` / ``tasks`` (names) only: two
+        processes can share one ablation (by rows, or by tasks once the rows are pretrained); each write
+        collects every finished score on disk."""
+        for what, given, known in (("rows", rows, [r.name for r in self.cfg.rows]),
+                                   ("downstream tasks", tasks, [t.name for t in self.cfg.downstream])):
+            unknown = sorted(set(given or ()) - set(known))
+            if unknown:
+                raise ConfigError(f"unknown {what} {unknown}; this ablation has {known}")
         self.out.mkdir(parents=True, exist_ok=True)
         for row in self.cfg.rows:
             if rows and row.name not in rows:
                 continue
             self.pretrain(row)
-            for task in self.tasks(row):
+            for task in (t for t in self.tasks(row) if not tasks or t.name in tasks):
                 for seed in self.cfg.seeds:
                     self.downstream(row, task, seed)
                     self.write()
