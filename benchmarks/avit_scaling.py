@@ -120,44 +120,18 @@ def plan_rows(rate: float, gpus: list[int]) -> list[list]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(ROOT / "configs" / "avit_paper.yaml"))
-    ap.add_argument("--set", action="append", default=[], help="config overrides, as `sonokit pretrain --set`")
-    ap.add_argument("--batch", type=int, help="images per device (default: the config's data.batch_size)")
-    ap.add_argument("--steps", type=int, default=10, help="timed steps after one warm-up step")
-    ap.add_argument("--shards", default=str(ROOT / "runs" / "avit_data" / "shards"))
-    ap.add_argument("--gpus", default="1,8,16,32,64", help="device counts of the plan's table")
-    ap.add_argument("--out", default=str(OUT), help="folder for avit_scaling.{json,md}")
-    a = ap.parse_args()
-    import torch
-
-    from sonokit.config import PretrainConfig, load_config
-    from sonokit.provenance import commit, machine
+def render(doc: dict) -> str:
+    """The markdown of a result document (also from a saved JSON: ``--render``)."""
     from sonokit.reports.tables import markdown_table
 
-    over = list(a.set) + ([f"data.batch_size={a.batch}"] if a.batch else [])
-    cfg = load_config(a.config, over, cls=PretrainConfig)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    load = os.getloadavg()
-    m = model_rate(cfg, steps=a.steps, device=device)
-    p = pipeline_rate(Path(a.shards), size=cfg.data.image_size, batch=cfg.data.batch_size,
-                      workers=min(cfg.data.num_workers, os.cpu_count() or 1))
-    gpus = [int(g) for g in a.gpus.split(",")]
-    doc = {"benchmark": "avit_scaling", "config": a.config, "overrides": over, "device": device, "model": m,
-           "pipeline": p, "paper_images": PAPER_IMAGES, "load_average_at_start": load, "commit": commit(),
-           "machine": machine(), "argv": sys.argv[1:],
-           "plan": [{"devices": n, "epoch_hours_at_e1": PAPER_IMAGES / (n * m["images_per_s"]) / 3600} for n in gpus]}
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "avit_scaling.json").write_text(json.dumps(doc, indent=1))
-    e = cfg.encoder
+    m, p, e, load = doc["model"], doc["pipeline"], doc["encoder"], doc["load_average_at_start"]
+    gpus = [r["devices"] for r in doc["plan"]]
     md = ["# A-ViT pretraining: one device measured, the paper's scale planned\n",
-          f"`python benchmarks/avit_scaling.py {' '.join(sys.argv[1:])}` — {Path(a.config).name} "
-          f"({e['name']}, ACDT blocks {e.get('acdt_blocks', 'all')}, {cfg.data.image_size} px, method "
-          f"{cfg.method['name']}, {cfg.method.get('n_global', 2)} global + {cfg.method.get('n_local', 8)} local "
-          f"crops), on **{m['device_name']}** ({m['precision']}, {m['threads']} CPU threads; load average at start "
-          f"{load[0]:.1f}). In-memory images: the model is timed, not the disk.\n",
+          f"`python benchmarks/avit_scaling.py {' '.join(doc['argv'])}` — {Path(doc['config']).name} "
+          f"({e['name']}, ACDT blocks {e.get('acdt_blocks', 'all')}, {m['image_size']} px, method "
+          f"{doc['method']['name']}, {doc['method'].get('n_global', 2)} global + {doc['method'].get('n_local', 8)} "
+          f"local crops), on **{m['device_name']}** ({m['precision']}, {m['threads']} CPU threads; load average at "
+          f"start {load[0]:.1f}). In-memory images: the model is timed, not the disk.\n",
           markdown_table(["images / device", "median step s", "images/s per device", f"peak MiB ({m['peak_kind']})",
                           "fit wall s / CPU s"],
                          [[m["batch_per_device"], f"{m['median_step_s']:.3f}", f"{m['images_per_s']:.3g}",
@@ -171,11 +145,55 @@ def main() -> None:
           "scaling, so these are lower bounds on the time): one device cannot measure e. Next measurement: "
           "`sonokit pretrain --config configs/avit_paper.yaml --set trainer.devices=2` (and 8) on your shards; "
           "e = images per epoch / epoch time / (N x the rate above). The paper's 100 epochs are 100x one epoch.\n",
+          *(["**Measured on a CPU, not a GPU** (none was available): 'devices' below are processes like this one "
+             f"({m['threads']} thread(s), batch {m['batch_per_device']}, where fixed per-step costs - the "
+             f"{doc['method'].get('out_dim', '?')}-prototype DINO head, the crops - dominate). The plan for GPUs "
+             "is this same command on a GPU machine (a few minutes; bf16, the preset's batch).\n"]
+            if doc["device"] == "cpu" else []),
           markdown_table(["devices", "images/s (e = 1)", "epoch (e = 1)", "100 epochs (e = 1)"],
                          plan_rows(m["images_per_s"], gpus)),
           f"\nCommit {doc['commit']}; machine {doc['machine']}.\n"]
-    (out / "avit_scaling.md").write_text("\n".join(md))
-    print("\n".join(md))
+    return "\n".join(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "avit_paper.yaml"))
+    ap.add_argument("--set", action="append", default=[], help="config overrides, as `sonokit pretrain --set`")
+    ap.add_argument("--batch", type=int, help="images per device (default: the config's data.batch_size)")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps after one warm-up step")
+    ap.add_argument("--shards", default=str(ROOT / "runs" / "avit_data" / "shards"))
+    ap.add_argument("--gpus", default="1,8,16,32,64", help="device counts of the plan's table")
+    ap.add_argument("--out", default=str(OUT), help="folder for avit_scaling.{json,md}")
+    ap.add_argument("--render", help="write the markdown of this saved avit_scaling.json beside it; measure nothing")
+    a = ap.parse_args()
+    if a.render:
+        path = Path(a.render)
+        (path.parent / "avit_scaling.md").write_text(render(json.loads(path.read_text())))
+        return
+    import torch
+
+    from sonokit.config import PretrainConfig, load_config
+    from sonokit.provenance import commit, machine
+
+    over = list(a.set) + ([f"data.batch_size={a.batch}"] if a.batch else [])
+    cfg = load_config(a.config, over, cls=PretrainConfig)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    load = os.getloadavg()
+    m = model_rate(cfg, steps=a.steps, device=device)
+    p = pipeline_rate(Path(a.shards), size=cfg.data.image_size, batch=cfg.data.batch_size,
+                      workers=min(cfg.data.num_workers, os.cpu_count() or 1))
+    gpus = [int(g) for g in a.gpus.split(",")]
+    doc = {"benchmark": "avit_scaling", "config": a.config, "overrides": over, "device": device, "model": m,
+           "pipeline": p, "paper_images": PAPER_IMAGES, "load_average_at_start": load, "commit": commit(),
+           "machine": machine(), "argv": sys.argv[1:], "encoder": dict(cfg.encoder), "method": dict(cfg.method),
+           "plan": [{"devices": n, "epoch_hours_at_e1": PAPER_IMAGES / (n * m["images_per_s"]) / 3600} for n in gpus]}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "avit_scaling.json").write_text(json.dumps(doc, indent=1))
+    md = render(doc)
+    (out / "avit_scaling.md").write_text(md)
+    print(md)
 
 
 if __name__ == "__main__":
