@@ -289,7 +289,11 @@ def main() -> None:
            "pretraining with the adversarial term); no plot written.\n"]
     cmd, sha, mach = f"python benchmarks/avit.py --ablation {rel(ablation)} --out {rel(out)}", commit(), machine()
     src = "as recorded in results.json" if doc.get("config") else f"`{args.config}`"
-    md += ["## 5. Provenance\n", f"- commit: {sha} (this report); ablation results at {doc.get('commit', 'n/a')}",
+    run_commits = dict.fromkeys(r.get("commit") or "?" for r in rows)
+    hours = sum({(r["row"], r["task"], r["seed"]): r.get("seconds") or 0 for r in rows}.values()) / 3600
+    md += ["## 5. Provenance\n", f"- commit: {sha} (this report); ablation process started at "
+           f"{doc.get('commit', 'n/a')}; downstream runs trained at {', '.join(run_commits) or 'n/a'} (each run's "
+           f"run.json); downstream training time {hours:.1f} h in all (one core each)",
            f"- machine: {json.dumps(mach)}", f"- ablation config: {src} (pretraining `{cfg['pretrain']}`, "
            f"run by `sonokit experiment avit-ablation --config {args.config}`); results from `{rel(ablation)}`",
            f"- regenerate this report: `{cmd}`\n"]

@@ -177,6 +177,7 @@ class PretrainAblation:
                     run = self.out / "downstream" / self.slugs[row.name] / self.slugs[task.name] / f"seed{seed}"
                     if not self.finished(run):
                         continue
+                    info = json.loads((run / "run.json").read_text())
                     for mode in self.cfg.organs:
                         path = run / "eval" / ("test.json" if mode == "dataset" else f"test_organ_{mode}.json")
                         if not path.exists():
@@ -184,7 +185,8 @@ class PretrainAblation:
                         res = json.loads(path.read_text())
                         values = res.get("metrics") or {k: v["mean"] for k, v in res.get("aggregate", {}).items()}
                         out += [{"row": row.name, "task": task.name, "seed": seed, "organ": mode, "metric": m,
-                                 "value": float(values[m]), "n": res["n"]} for m in TASK_METRICS[kind]]
+                                 "value": float(values[m]), "n": res["n"], "commit": info.get("commit"),
+                                 "seconds": info.get("seconds")} for m in TASK_METRICS[kind]]
         return out
 
     @staticmethod
