@@ -70,3 +70,21 @@ def test_encoders_without_a_head_or_with_another_vocabulary_are_errors(shards):
         organ_accuracy(ENCODERS.create("avit_tiny_patch16", img_size=32, acdt_blocks="none"), shards / "shards")
     with pytest.raises(ConfigError, match="4 outputs but the shards .* 16-organ vocabulary"):
         organ_accuracy(encoder(n_organs=4), shards / "shards")
+
+
+def test_offset_effect_is_zero_for_a_fresh_avit_and_measured_once_offsets_move(shards):
+    from sonokit.evaluation import organ_offset_effect
+
+    enc = encoder()
+    fresh = organ_offset_effect(enc, shards / "shards", wrong="heart")
+    assert [r["block"] for r in fresh] == [11] and fresh[0]["images"] == 10
+    assert fresh[0]["offset_own"] == fresh[0]["difference"] == 0.0  # zero-initialised offset network
+    torch.manual_seed(0)
+    last = enc.model.blocks[11].offsets.net[-1]
+    torch.nn.init.normal_(last.weight, std=0.1)
+    moved = organ_offset_effect(enc, shards / "shards", wrong="heart")[0]
+    assert moved["offset_own"] > 0 and moved["difference"] > 0  # the organ's context now moves the sampling
+    with pytest.raises(ConfigError, match="'spleen2' is not in the shards' vocabulary"):
+        organ_offset_effect(enc, shards / "shards", wrong="spleen2")
+    with pytest.raises(ConfigError, match="has no ACDT blocks"):
+        organ_offset_effect(ENCODERS.create("avit_tiny_patch16", img_size=32, acdt_blocks="none"), shards / "shards")
