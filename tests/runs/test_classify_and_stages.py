@@ -51,6 +51,8 @@ def test_linear_probe_freezes_the_encoder_and_its_statistics(phantom):
                            "--set", f"data.split={phantom / 'split.json'}", "--set", "linear_probe=true", *TINY]))
     counts = json.loads((run / "run.json").read_text())["parameters"]
     assert counts["trainable"] == 2 * 512 + 2  # the linear head of a ResNet10t (512 features, 2 classes)
+    run_cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert "probe_norm" not in run_cfg["model"]  # the run supplies it; the config stays as written
     import lightning as L
 
     from sonokit.models import create_model
@@ -60,6 +62,8 @@ def test_linear_probe_freezes_the_encoder_and_its_statistics(phantom):
     sd = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
     for k, v in fresh.encoder.state_dict().items():  # weights AND BatchNorm running statistics unchanged
         assert (sd[f"model.encoder.{k}"].float() - v.float()).abs().max() == 0, k
+    # a linear probe standardises the pooled features (BatchNorm without affine, as MAE), and its statistics train
+    assert sd["model.head_norm.running_var"].shape == (512,) and sd["model.head_norm.num_batches_tracked"] > 0
 
 
 def test_two_stages_from_one_config(phantom, tmp_path):

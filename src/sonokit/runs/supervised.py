@@ -104,6 +104,8 @@ def build_supervised(cfg, out: Path, log, *, trust: bool = False) -> Prepared:
                classes=classes, label_key=d.label_key, require_label=not segment, organs=d.organs)
     train_ds, val_ds = ImageDataset(reader, train_ids, **dkw), ImageDataset(reader, val_ids, **dkw)
     provided = {"img_size": d.image_size} | ({} if segment else {"num_classes": len(classes)})
+    if getattr(cfg, "linear_probe", False):  # normalised features for the probe (MAE / MoCo v3), unless set
+        provided["probe_norm"] = True
     kw = run_model_kwargs(name, kw, provided)
     if isinstance(kw.get("encoder"), str):
         enc_kw = organ_count_kwargs(kw["encoder"], kw.get("encoder_kwargs"), d.organs)
