@@ -74,6 +74,18 @@ def by_seed(rows, row, task, organ, metric) -> dict[int, float]:
             if (r["row"], r["task"], r["organ"], r["metric"]) == (row, task, organ, metric)}
 
 
+def commits_by_task(rows) -> str:
+    """'commit (tasks); commit (tasks)': which commit trained each downstream task's runs (a rerun of some tasks
+    at a later commit shows here)."""
+    per_task: dict[str, dict] = {}
+    for r in rows:
+        per_task.setdefault(r["task"], {})[r.get("commit") or "?"] = None
+    groups: dict[tuple, list[str]] = {}
+    for task, shas in per_task.items():
+        groups.setdefault(tuple(shas), []).append(task)
+    return "; ".join(f"{', '.join(shas)} ({', '.join(tasks)})" for shas, tasks in groups.items()) or "n/a"
+
+
 def baselines() -> dict[str, dict]:
     """Supervised baselines per task kind and dataset: {"kind/dataset": {label, source, commit, metrics}}."""
     out = {}
@@ -194,7 +206,7 @@ def main() -> None:
     base, pre = baselines(), pretraining(cfg, ablation)
     lam = lambda_plot(pre, out / "avit_lambda.png")
     md = ["# A-ViT on CPU: ablation, supervised baselines, the paper's BUSI numbers\n",
-          f"From `{rel(res_path)}` ({len(rows)} result rows; ablation commit {doc.get('commit', 'n/a')}). Held-out "
+          f"From `{rel(res_path)}` ({len(rows)} result rows; downstream runs trained at {commits_by_task(rows)}). Held-out "
           "test splits (`splits/busi_v1.json`, `splits/ddti_v1.json`), checkpoint chosen on val, mean ± std over "
           "seeds (ddof 1).\n", "## 1. Ablation (organ at test: the dataset's own: breast for BUSI, thyroid for DDTI)\n"]
     ablation_json = {}
