@@ -94,6 +94,8 @@ def test_skipped_before_reading_and_missing_paths(tmp_path):
     assert "not an image or DICOM file" in plan.skipped[0][1] and "broken symbolic link" in plan.skipped[1][1]
     with pytest.raises(DataError, match="input '.*nowhere.png' does not exist"):
         collect_inputs([tmp_path / "ok.png", tmp_path / "nowhere.png"])
+    with pytest.raises(DataError, match="an input path is empty"):  # not the current folder, read whole
+        collect_inputs([tmp_path / "ok.png", ""])
 
 
 def test_output_folder_is_not_read_and_twice_named_file_once(tmp_path):

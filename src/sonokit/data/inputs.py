@@ -258,6 +258,8 @@ def collect_inputs(paths, *, exclude=()) -> InputPlan:
     """The inputs to process for ``paths`` (files and folders), following the rules of this module's
     docstring. ``exclude``: folders never read (the output folder)."""
     col = _Collector(exclude)
+    if any(not str(p).strip() for p in paths):  # Path("") is ".": an unset shell variable would read the whole cwd
+        raise DataError("an input path is empty (an unset shell variable?); give image files, DICOM files or folders")
     paths = [Path(p) for p in paths]
     for p in paths:
         if not os.path.lexists(p):

@@ -107,10 +107,11 @@ def build_supervised(cfg, out: Path, log, *, trust: bool = False) -> Prepared:
     if getattr(cfg, "linear_probe", False):  # normalised features for the probe (MAE / MoCo v3), unless set
         provided["probe_norm"] = True
     kw = run_model_kwargs(name, kw, provided)
-    if isinstance(kw.get("encoder"), str):
-        enc_kw = organ_count_kwargs(kw["encoder"], kw.get("encoder_kwargs"), d.organs)
-        if enc_kw is not None:
-            kw["encoder_kwargs"] = enc_kw
+    for enc_key, kw_key in (("encoder", "encoder_kwargs"), ("image_encoder", "image_encoder_kwargs")):
+        if isinstance(kw.get(enc_key), str):  # the encoder's organ count follows data.organs (A-ViT)
+            enc_kw = organ_count_kwargs(kw[enc_key], kw.get(kw_key), d.organs)
+            if enc_kw is not None:
+                kw[kw_key] = enc_kw
     freeze = list(cfg.optim.freeze) + (["encoder.*"] if getattr(cfg, "linear_probe", False) else [])
     aug = None
     if cfg.augment.enabled:

@@ -10,6 +10,9 @@ dict with ``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``) — :fu
 * every SAM tensor of the model must be in the file, with its shape, and nothing else may be: what sonokit adds
   (``*adapter*``, ``cnn_branch``, ``fusion``, ``corrector``) keeps its initialisation.
 
+With another image encoder (``image_encoder: avit_tiny_patch16`` ...) :func:`load_sam_decoder` takes only the
+file's prompt encoder and mask decoder.
+
 **Pretrained ViTs** — :func:`load_vit_init` maps a timm ViT (``encoder.safetensors`` of ``sonokit pretrain``
 with a ``vit_*_patch16`` encoder: timm keys under ``model.``) onto SAM's image encoder: the patch embedding
 (a gray kernel spread over SAM's 3 normalised channels so that it computes the same on the gray image), the
@@ -123,6 +126,31 @@ def load_sam_checkpoint(model: nn.Module, path: str | Path) -> None:
     model.load_state_dict(fitted, strict=False)
     log.info("loaded SAM checkpoint %s (%d tensors; %d of sonokit's own tensors keep their initialisation)", p,
              len(fitted), sum(1 for k in model.state_dict() if is_new(k)))
+
+
+def load_sam_decoder(model: nn.Module, path: str | Path) -> None:
+    """SAM's prompt encoder and mask decoder from an official SAM checkpoint, for a model whose image encoder is
+    not SAM's (``image_encoder: avit_tiny_patch16`` ...); the file's image encoder is not used. Their shapes do
+    not depend on the variant or the input size; any misfit is a :class:`CheckpointError` naming the file."""
+    from ...serialization import load_weights
+
+    p = Path(path)
+    sd = _unwrap(load_weights(p, trustable=False)[0], p)
+    parts = ("prompt_encoder.", "mask_decoder.")
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(parts)}
+    missing = [k for k in own if k not in sd]
+    if missing:
+        raise CheckpointError(f"SAM checkpoint '{p}' lacks {len(missing)} prompt-encoder / mask-decoder tensors "
+                              f"(e.g. {', '.join(missing[:3])}); expected an official SAM file such as "
+                              f"{OFFICIAL['vit_b']} (image_encoder.*, prompt_encoder.*, mask_decoder.*)")
+    wrong = [k for k, ref in own.items() if tuple(sd[k].shape) != tuple(ref.shape)]
+    if wrong:
+        shown = "; ".join(f"{k}: expected {tuple(own[k].shape)}, found {tuple(sd[k].shape)}" for k in wrong[:3])
+        raise CheckpointError(f"SAM checkpoint '{p}': {len(wrong)} prompt-encoder / mask-decoder tensors have other "
+                              f"shapes ({shown})")
+    model.load_state_dict({k: sd[k] for k in own}, strict=False)
+    log.info("loaded SAM's prompt encoder and mask decoder from %s (%d tensors; the file's image encoder is not "
+             "used)", p, len(own))
 
 
 # -- a sonokit / timm ViT as initialisation -------------------------------------------------------------------

@@ -4,7 +4,9 @@ and its ablation rows as arguments. Registered as ``sfrecsam`` and ``sam_adapter
 The forward pass (all at ``img_size``; any other input size is resized to it and the outputs back):
 
 1. image -> :class:`.encoder.SamImageEncoder` (adapters, optional CNN branch / Haar input, fusion) ->
-   embedding (B, 256, g, g);
+   embedding (B, 256, g, g); or, with ``image_encoder`` a registered sonokit encoder (an A-ViT pretrained by
+   ``sonokit pretrain``, a ViT, a ResNet), :class:`.any_encoder.EncoderEmbedding` (its deepest map, the fusion,
+   SAM's neck), given the batch's ``organ`` when the encoder takes one;
 2. **coarse mask**: SAM's mask decoder without any prompt (``no_mask_embed``, no sparse token) ->
    ``coarse_logits``;
 3. **automatic prompt** (:mod:`.prompts`, no gradient): the box of the coarse mask (probability > 0.5; its
@@ -38,6 +40,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..builder import MODELS
+from .any_encoder import EncoderEmbedding
 from .corrector import (
     EVAL_SEED,
     DualFalseCorrector,
@@ -85,6 +88,12 @@ class SFRecSAM(nn.Module):
 
     Args (the image encoder's are documented in :class:`.encoder.SamImageEncoder`):
         sam_variant, img_size, patch_stride, pos_adapt, adapters, adapter_ratio, cnn_branch, hf_input, fusion.
+        image_encoder: ``"sam"`` (SAM's ViT, the paper) or a registered sonokit encoder name, e.g.
+            ``avit_tiny_patch16`` (:class:`.any_encoder.EncoderEmbedding`; then only ``img_size`` and ``fusion`` of
+            the arguments above apply, and ``cnn_branch`` / ``hf_input`` are an error).
+        image_encoder_kwargs: that encoder's arguments (``acdt_blocks``, ``n_organs``, ...).
+        image_encoder_checkpoint: its weights (``encoder.safetensors`` of ``sonokit pretrain``); the factory's
+            ``encoder_init`` passes it.
         corrector: ``"dual"`` (paper), ``"fp"`` / ``"fn"`` (one branch: the paper's ablation rows),
             ``"fnpc"`` (training-free, the code's) or ``"none"``.
         mc_samples: T stochastic passes for the uncertainty (dual: MC dropout; fnpc: K point prompts, >= 2);
@@ -103,7 +112,8 @@ class SFRecSAM(nn.Module):
                  mc_samples: int = 8, dropout: float = 0.1, gt_box_prob: float = 0.5, box_scale: float = 1.3,
                  box_jitter: float = 0.1, box_component: str = "largest", point_prompt: bool = False,
                  corrector_width: int = 16, fnpc_threshold: float = 0.9, fnpc_alpha: float = 0.0,
-                 fnpc_beta: float = 1.4) -> None:
+                 fnpc_beta: float = 1.4, image_encoder: str = "sam", image_encoder_kwargs: dict | None = None,
+                 image_encoder_checkpoint: str | None = None) -> None:
         super().__init__()
         self.corrector_kind = check_choice(corrector, CORRECTORS, "corrector")
         self.mc_samples = _check_int(mc_samples, "mc_samples", 2 if corrector == "fnpc" else 0)
@@ -116,13 +126,33 @@ class SFRecSAM(nn.Module):
         self.fnpc = dict(threshold=_check_range(fnpc_threshold, "fnpc_threshold", 0, 1),
                          alpha=_check_range(fnpc_alpha, "fnpc_alpha", 0, 100),
                          beta=_check_range(fnpc_beta, "fnpc_beta", 0, 100, lo_open=True))
-        self.image_encoder = SamImageEncoder(sam_variant, img_size=img_size, patch_stride=patch_stride,
-                                             pos_adapt=pos_adapt, adapters=adapters, adapter_ratio=adapter_ratio,
-                                             cnn_branch=cnn_branch, hf_input=hf_input, fusion=fusion)
+        if not isinstance(image_encoder, str) or not image_encoder:
+            raise ConfigError(f"image_encoder must be 'sam' or a registered encoder name; found {image_encoder!r}")
+        if image_encoder == "sam":
+            if image_encoder_kwargs or image_encoder_checkpoint:
+                raise ConfigError("image_encoder_kwargs / image_encoder_checkpoint are for image_encoder set to a "
+                                  "sonokit encoder; SAM's ViT takes sam_variant, sam_checkpoint and encoder_init")
+            self.image_encoder = SamImageEncoder(sam_variant, img_size=img_size, patch_stride=patch_stride,
+                                                 pos_adapt=pos_adapt, adapters=adapters,
+                                                 adapter_ratio=adapter_ratio, cnn_branch=cnn_branch,
+                                                 hf_input=hf_input, fusion=fusion)
+        else:
+            if cnn_branch or hf_input:
+                raise ConfigError(f"cnn_branch / hf_input belong to SAM's image encoder; with image_encoder "
+                                  f"'{image_encoder}' set both to false")
+            self.image_encoder = EncoderEmbedding(image_encoder, img_size=img_size, fusion=fusion,
+                                                  encoder_kwargs=image_encoder_kwargs,
+                                                  checkpoint=image_encoder_checkpoint)
         self.img_size = img_size
         self.prompt_encoder, self.mask_decoder = build_prompt_decoder(self.image_encoder.grid, img_size)
         self.corrector = (DualFalseCorrector(_check_int(corrector_width, "corrector_width", 1),
                                              branches=LEARNED[corrector]) if corrector in LEARNED else None)
+
+    @property
+    def batch_inputs(self) -> tuple[str, ...]:
+        """Batch keys the model reads besides the image: the mask (training's ground-truth box) and, with an
+        encoder that takes it (A-ViT), the organ."""
+        return ("mask",) + (("organ",) if getattr(self.image_encoder, "takes_organ", False) else ())
 
     # -- pieces -------------------------------------------------------------------------------------------
     def decode(self, emb: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
@@ -192,8 +222,10 @@ class SFRecSAM(nn.Module):
         return onnx_module(self)
 
     # -- forward ------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """x (B, 1, H, W) in [0, 1]; ``mask`` (B, 1, H, W), read only in training for the ground-truth box.
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                organ: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """x (B, 1, H, W) in [0, 1]; ``mask`` (B, 1, H, W), read only in training for the ground-truth box;
+        ``organ`` (B,) organ indices (-1 unknown) for an image encoder that takes it (ignored otherwise).
         Returns the outputs of the module docstring at (H, W)."""
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"SF-RecSAM expects gray images (B, 1, H, W) in [0, 1]; found {tuple(x.shape)}")
@@ -205,7 +237,8 @@ class SFRecSAM(nn.Module):
         if resized:  # the run letterboxes to img_size; other callers get their size back
             x = F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False, antialias=True)
             mask = None if mask is None else F.interpolate(mask.float(), size=(S, S), mode="nearest")
-        emb = self.image_encoder(x)  # (B, 256, g, g)
+        takes = getattr(self.image_encoder, "takes_organ", False)
+        emb = self.image_encoder(x, organ) if takes else self.image_encoder(x)  # (B, 256, g, g)
         coarse = self.decode(emb, *no_prompt(self.prompt_encoder, B))  # (B, 1, S, S)
         boxes, points = self.prompts(coarse.detach(), mask if self.training else None)
         sparse, dense = embed_prompts(self.prompt_encoder, boxes, points)
@@ -225,13 +258,16 @@ class SFRecSAM(nn.Module):
 
 
 def build(*, sam_checkpoint: str | None, encoder_init: str | None, **kw) -> SFRecSAM:
-    """The model, then its weights: the SAM checkpoint first, then ``encoder_init`` over the image encoder."""
-    from .checkpoint import load_sam_checkpoint, load_vit_init
+    """The model, then its weights: the SAM checkpoint first, then ``encoder_init`` over the image encoder.
+    With ``image_encoder`` a sonokit encoder, ``encoder_init`` is that encoder's own checkpoint (loaded as it is
+    built) and ``sam_checkpoint`` gives SAM's prompt encoder and mask decoder."""
+    from .checkpoint import load_sam_checkpoint, load_sam_decoder, load_vit_init
 
-    model = SFRecSAM(**kw)
+    sam = kw.get("image_encoder", "sam") == "sam"
+    model = SFRecSAM(**kw, **({} if sam else {"image_encoder_checkpoint": encoder_init}))
     if sam_checkpoint:
-        load_sam_checkpoint(model, sam_checkpoint)
-    if encoder_init:
+        (load_sam_checkpoint if sam else load_sam_decoder)(model, sam_checkpoint)
+    if encoder_init and sam:
         load_vit_init(model.image_encoder, encoder_init)
     return model
 
@@ -243,14 +279,17 @@ def sfrecsam(*, sam_variant: str = "vit_b", sam_checkpoint: str | None = None, e
              corrector: str = "dual", mc_samples: int = 8, dropout: float = 0.1, gt_box_prob: float = 0.5,
              box_scale: float = 1.3, box_jitter: float = 0.1, box_component: str = "largest",
              point_prompt: bool = False, corrector_width: int = 16, fnpc_threshold: float = 0.9,
-             fnpc_alpha: float = 0.0, fnpc_beta: float = 1.4) -> SFRecSAM:
+             fnpc_alpha: float = 0.0, fnpc_beta: float = 1.4, image_encoder: str = "sam",
+             image_encoder_kwargs: dict | None = None) -> SFRecSAM:
     """SF-RecSAM (ECCV 2024): SAM + adapters + spatial-frequency fusion + automatic box + dual false corrector.
 
     ``sam_checkpoint``: an official SAM file of ``sam_variant`` (``sam_vit_b_01ec64.pth``); ``encoder_init``: the
     ``encoder.safetensors`` of ``sonokit pretrain`` with a ``vit_*_patch16`` encoder of the same width (vit_tiny
     <- vit_tiny_patch16, vit_b <- vit_base_patch16, vit_l <- vit_large_patch16). The other arguments:
     :class:`SFRecSAM`. Ablation rows: ``fusion: none, corrector: none`` (SAM + adapters: ``sam_adapter``),
-    ``fusion: spatial`` / ``sf``, ``corrector: fp`` / ``fn`` / ``dual``.
+    ``fusion: spatial`` / ``sf``, ``corrector: fp`` / ``fn`` / ``dual``. ``image_encoder``: ``sam`` or a sonokit
+    encoder (``avit_tiny_patch16`` ...; ``image_encoder_kwargs`` its arguments, ``encoder_init`` its
+    ``encoder.safetensors``, ``sam_checkpoint`` then SAM's prompt encoder and mask decoder only).
     """
     return build(sam_checkpoint=sam_checkpoint, encoder_init=encoder_init, sam_variant=sam_variant,
                  img_size=img_size, patch_stride=patch_stride, pos_adapt=pos_adapt, adapters=adapters,
@@ -258,7 +297,7 @@ def sfrecsam(*, sam_variant: str = "vit_b", sam_checkpoint: str | None = None, e
                  corrector=corrector, mc_samples=mc_samples, dropout=dropout, gt_box_prob=gt_box_prob,
                  box_scale=box_scale, box_jitter=box_jitter, box_component=box_component, point_prompt=point_prompt,
                  corrector_width=corrector_width, fnpc_threshold=fnpc_threshold, fnpc_alpha=fnpc_alpha,
-                 fnpc_beta=fnpc_beta)
+                 fnpc_beta=fnpc_beta, image_encoder=image_encoder, image_encoder_kwargs=image_encoder_kwargs)
 
 
 @MODELS.register("sam_adapter", init_only=INIT_ONLY)
