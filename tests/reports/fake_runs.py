@@ -94,3 +94,15 @@ def cls_eval(run: Path, split: Path, data_root: Path) -> dict:
     (run / "eval").mkdir(parents=True, exist_ok=True)
     (run / "eval" / "test.json").write_text(json.dumps(ev))
     return ev
+
+
+def tiny_split_overrides(d: Path, n: int = 8, size: int = 64) -> list[str]:
+    """A folder dataset of ``n`` discs at ``size`` px under ``d`` with a 4 / 2 / rest split, as config overrides
+    (``data.*``) that point a segmentation preset at it."""
+    from sonokit.data.splits import SPLIT_FORMAT, save_split
+
+    root, ids = make_dataset(d / "ds", n=n, size=size)
+    split = save_split({"format": SPLIT_FORMAT, "version": 2, "train": ids[:4], "val": ids[4:6], "test": ids[6:]},
+                       d / "split.json")
+    return [f"data.root={root}", "data.format=folder", f"data.split={split}", "data.classes=null",
+            f"data.image_size={size}", "data.batch_size=4"]

@@ -10,13 +10,12 @@ from typer.testing import CliRunner
 
 import sonokit
 from sonokit.cli import app
-from sonokit.data.splits import SPLIT_FORMAT, save_split
 from sonokit.models import create_encoder
 from sonokit.runs.pretrain import save_encoder
 from sonokit.serialization import load_checkpoint
 
 from ..conftest import REPO, ok
-from ..reports.fake_runs import make_dataset
+from ..reports.fake_runs import tiny_split_overrides
 
 runner = CliRunner()
 PRESET = REPO / "configs" / "sfrecsam_avit_busi_cpu.yaml"
@@ -25,15 +24,11 @@ PRESET = REPO / "configs" / "sfrecsam_avit_busi_cpu.yaml"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("sfrecsam_avit")
-    root, ids = make_dataset(d / "ds", n=8, size=64)
-    split = save_split({"format": SPLIT_FORMAT, "version": 2, "train": ids[:4], "val": ids[4:6], "test": ids[6:]},
-                       d / "split.json")
+    data = tiny_split_overrides(d)
     torch.manual_seed(3)
     enc = create_encoder("avit_tiny_patch16", img_size=64, acdt_blocks="last_half")
     path = save_encoder(enc, d / "encoder.safetensors", {"encoder": "avit_tiny_patch16"})
-    cfg = sonokit.load_config(PRESET, [f"data.root={root}", "data.format=folder", f"data.split={split}",
-                                       "data.classes=null", "data.image_size=64", "data.batch_size=4",
-                                       f"model.encoder_init={path}", "optim.epochs=1",
+    cfg = sonokit.load_config(PRESET, [*data, f"model.encoder_init={path}", "optim.epochs=1",
                                        "corrector:model.mc_samples=2", "trainer.progress=none",
                                        f"out_dir={d / 'run'}"])
     assert cfg.model["image_encoder"] == "avit_tiny_patch16"

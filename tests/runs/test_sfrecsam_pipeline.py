@@ -10,11 +10,10 @@ from typer.testing import CliRunner
 
 import sonokit
 from sonokit.cli import app
-from sonokit.data.splits import SPLIT_FORMAT, save_split
 from sonokit.serialization import load_checkpoint
 
 from ..conftest import REPO, ok
-from ..reports.fake_runs import make_dataset
+from ..reports.fake_runs import tiny_split_overrides
 
 runner = CliRunner()
 PRESET = REPO / "configs" / "sfrecsam_busi_cpu.yaml"
@@ -24,12 +23,8 @@ PRESET = REPO / "configs" / "sfrecsam_busi_cpu.yaml"
 def trained(tmp_path_factory):
     """The CPU preset, shrunk: vit_tiny at 64 px, 1 epoch per stage, T = 2 MC passes in stage 2."""
     d = tmp_path_factory.mktemp("sfrecsam")
-    root, ids = make_dataset(d / "ds", n=8, size=64)
-    split = save_split({"format": SPLIT_FORMAT, "version": 2, "train": ids[:4], "val": ids[4:6], "test": ids[6:]},
-                       d / "split.json")
-    cfg = sonokit.load_config(PRESET, [f"data.root={root}", "data.format=folder", f"data.split={split}",
-                                       "data.classes=null", "data.image_size=64", "data.batch_size=4",
-                                       "optim.epochs=1", "corrector:model.mc_samples=2", "trainer.progress=none",
+    data = tiny_split_overrides(d)
+    cfg = sonokit.load_config(PRESET, [*data, "optim.epochs=1", "corrector:model.mc_samples=2", "trainer.progress=none",
                                        f"out_dir={d / 'run'}"])
     assert cfg.model["sam_variant"] == "vit_tiny" and [s.name for s in cfg.stages] == ["base", "corrector"]
     return sonokit.fit(cfg, log=None), d
