@@ -6,7 +6,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .builder import INIT_ONLY, MODELS, build_encoder
-from .layers import check_positive
+from .layers import check_positive, encode, reads_organ
 
 
 class ClassificationModel(nn.Module):
@@ -29,20 +29,19 @@ class ClassificationModel(nn.Module):
         self.dropout = nn.Dropout(float(dropout))
         width = encoder.out_channels[-1]
         self.head_norm = nn.BatchNorm1d(width, affine=False) if probe_norm else nn.Identity()
-        self.head = nn.Linear(encoder.out_channels[-1], num_classes)
+        self.head = nn.Linear(width, num_classes)
         self.num_classes = num_classes
 
     @property
     def batch_inputs(self) -> tuple[str, ...]:
         """Batch keys the model reads besides the image (training passes them)."""
-        return ("organ",) if getattr(self.encoder, "takes_organ", False) else ()
+        return ("organ",) if reads_organ(self.encoder) else ()
 
     def forward(self, x: torch.Tensor, organ: torch.Tensor | None = None) -> torch.Tensor:
         """``organ`` (B,) organ indices (-1 unknown) reach an encoder that ``takes_organ`` (A-ViT)."""
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (B, C, H, W), found {tuple(x.shape)}")
-        feats = self.encoder(x, organ) if getattr(self.encoder, "takes_organ", False) else self.encoder(x)
-        feat = feats[-1]  # (B, C, h, w)
+        feat = encode(self.encoder, x, organ)[-1]  # (B, C, h, w)
         return self.head(self.dropout(self.head_norm(feat.mean(dim=(2, 3)))))  # (B, C) -> (B, num_classes)
 
 

@@ -1,6 +1,7 @@
-"""Small building blocks shared by decoders and necks."""
+"""Small building blocks shared by decoders, necks and the models that run an encoder."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -20,6 +21,16 @@ def check_channels(value: object, what: str, *, min_len: int = 1) -> list[int]:
             or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
         raise ConfigError(f"{what} must be a list of at least {min_len} positive integers; found {value!r}")
     return list(value)
+
+
+def reads_organ(encoder: nn.Module) -> bool:
+    """Whether ``encoder`` takes the organ (an A-ViT with ACDT blocks: ``takes_organ``)."""
+    return bool(getattr(encoder, "takes_organ", False))
+
+
+def encode(encoder: nn.Module, x: torch.Tensor, organ: torch.Tensor | None = None):
+    """``encoder(x, organ)`` for an encoder that reads the organ, else ``encoder(x)``."""
+    return encoder(x, organ) if reads_organ(encoder) else encoder(x)
 
 
 def check_positive(value: object, what: str) -> int:

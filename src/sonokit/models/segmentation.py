@@ -22,7 +22,7 @@ from .builder import (
     single_scale,
 )
 from .decoders import DECODERS
-from .layers import check_positive
+from .layers import check_positive, encode, reads_organ
 
 
 class SegmentationModel(nn.Module):
@@ -43,14 +43,14 @@ class SegmentationModel(nn.Module):
     @property
     def batch_inputs(self) -> tuple[str, ...]:
         """Batch keys the model reads besides the image (training passes them)."""
-        return ("organ",) if getattr(self.encoder, "takes_organ", False) else ()
+        return ("organ",) if reads_organ(self.encoder) else ()
 
     def forward(self, x: torch.Tensor, organ: torch.Tensor | None = None) -> torch.Tensor:
         """``organ`` (B,) organ indices (-1 unknown) reach an encoder that ``takes_organ`` (A-ViT)."""
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (B, C, H, W), found {tuple(x.shape)}")
         size = tuple(x.shape[-2:])
-        feats = self.encoder(x, organ) if getattr(self.encoder, "takes_organ", False) else self.encoder(x)
+        feats = encode(self.encoder, x, organ)
         if self.neck is not None:
             feats = self.neck(feats)
         logits = self.head(self.decoder(feats, size))  # (B, num_classes, H / r, W / r), r >= 1

@@ -104,7 +104,8 @@ def build_supervised(cfg, out: Path, log, *, trust: bool = False) -> Prepared:
                classes=classes, label_key=d.label_key, require_label=not segment, organs=d.organs)
     train_ds, val_ds = ImageDataset(reader, train_ids, **dkw), ImageDataset(reader, val_ids, **dkw)
     provided = {"img_size": d.image_size} | ({} if segment else {"num_classes": len(classes)})
-    if getattr(cfg, "linear_probe", False):  # normalised features for the probe (MAE / MoCo v3), unless set
+    probe = bool(getattr(cfg, "linear_probe", False))
+    if probe:  # normalised features for the probe (MAE / MoCo v3), unless set
         provided["probe_norm"] = True
     kw = run_model_kwargs(name, kw, provided)
     for enc_key, kw_key in (("encoder", "encoder_kwargs"), ("image_encoder", "image_encoder_kwargs")):
@@ -112,7 +113,7 @@ def build_supervised(cfg, out: Path, log, *, trust: bool = False) -> Prepared:
             enc_kw = organ_count_kwargs(kw[enc_key], kw.get(kw_key), d.organs)
             if enc_kw is not None:
                 kw[kw_key] = enc_kw
-    freeze = list(cfg.optim.freeze) + (["encoder.*"] if getattr(cfg, "linear_probe", False) else [])
+    freeze = list(cfg.optim.freeze) + (["encoder.*"] if probe else [])
     aug = None
     if cfg.augment.enabled:
         aug = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(cfg.augment).items() if k != "enabled"}

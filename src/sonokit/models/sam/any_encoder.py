@@ -18,11 +18,11 @@ branch and Haar input are an error with another encoder.
 from __future__ import annotations
 
 import torch
-from segment_anything.modeling.common import LayerNorm2d
 from torch import nn
 
 from ...errors import ConfigError
-from .encoder import MIN_GRID, OUT_CHANS, check_choice
+from ..layers import encode, reads_organ
+from .encoder import MIN_GRID, check_choice, sam_neck
 from .fusion import FUSIONS, SpatialFrequencyFusion
 
 
@@ -53,12 +53,11 @@ class EncoderEmbedding(nn.Module):
                               f"found {img_size!r}")
         self.name, self.img_size, self.grid = name, img_size, img_size // stride
         self.fusion = SpatialFrequencyFusion(C, self.grid, fusion) if fusion != "none" else None
-        self.neck = nn.Sequential(nn.Conv2d(C, OUT_CHANS, 1, bias=False), LayerNorm2d(OUT_CHANS),
-                                  nn.Conv2d(OUT_CHANS, OUT_CHANS, 3, padding=1, bias=False), LayerNorm2d(OUT_CHANS))
+        self.neck = sam_neck(C)
 
     @property
     def takes_organ(self) -> bool:
-        return bool(getattr(self.encoder, "takes_organ", False))
+        return reads_organ(self.encoder)
 
     def forward(self, x: torch.Tensor, organ: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, 1, S, S) in [0, 1] (S = img_size); ``organ`` (B,) organ indices (-1 unknown) for an encoder that
@@ -66,8 +65,7 @@ class EncoderEmbedding(nn.Module):
         if tuple(x.shape[-2:]) != (self.img_size, self.img_size):
             raise ValueError(f"image encoder built for {self.img_size}x{self.img_size} inputs got "
                              f"{x.shape[-2]}x{x.shape[-1]}")
-        feats = self.encoder(x, organ) if self.takes_organ else self.encoder(x)
-        f = feats[-1]  # (B, C, g, g)
+        f = encode(self.encoder, x, organ)[-1]  # (B, C, g, g)
         if self.fusion is not None:
             f = self.fusion(f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # the fusion works on (B, g, g, C) tokens
         return self.neck(f)

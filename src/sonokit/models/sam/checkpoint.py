@@ -55,6 +55,13 @@ def _unwrap(obj: dict, p: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def _misfits(own: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> tuple[list[str], str]:
+    """The keys of ``own`` whose tensor in ``got`` has another shape, and the first three as 'key: expected ...,
+    found ...' for an error message."""
+    wrong = [k for k, ref in own.items() if tuple(got[k].shape) != tuple(ref.shape)]
+    return wrong, "; ".join(f"{k}: expected {tuple(own[k].shape)}, found {tuple(got[k].shape)}" for k in wrong[:3])
+
+
 def describe(sd: dict[str, torch.Tensor], prefix: str) -> tuple[int, int] | None:
     """``(embed dim, number of blocks)`` of the SAM image encoder under ``prefix`` in ``sd``, or None."""
     w = sd.get(f"{prefix}patch_embed.proj.weight")
@@ -118,9 +125,8 @@ def load_sam_checkpoint(model: nn.Module, path: str | Path) -> None:
         if "rel_pos" in k and v.ndim == 2 and v.shape[1] == ref.shape[1]:
             v = resize_rel_pos(v, ref.shape[0])
         fitted[k] = v
-    wrong = [k for k, ref in own.items() if tuple(fitted[k].shape) != tuple(ref.shape)]
+    wrong, shown = _misfits(own, fitted)
     if wrong:
-        shown = "; ".join(f"{k}: expected {tuple(own[k].shape)}, found {tuple(sd[k].shape)}" for k in wrong[:3])
         raise CheckpointError(f"SAM checkpoint '{p}' does not fit the {enc.variant} SAM model: {len(wrong)} tensors "
                               f"have other shapes ({shown})")
     model.load_state_dict(fitted, strict=False)
@@ -143,9 +149,8 @@ def load_sam_decoder(model: nn.Module, path: str | Path) -> None:
         raise CheckpointError(f"SAM checkpoint '{p}' lacks {len(missing)} prompt-encoder / mask-decoder tensors "
                               f"(e.g. {', '.join(missing[:3])}); expected an official SAM file such as "
                               f"{OFFICIAL['vit_b']} (image_encoder.*, prompt_encoder.*, mask_decoder.*)")
-    wrong = [k for k, ref in own.items() if tuple(sd[k].shape) != tuple(ref.shape)]
+    wrong, shown = _misfits(own, sd)
     if wrong:
-        shown = "; ".join(f"{k}: expected {tuple(own[k].shape)}, found {tuple(sd[k].shape)}" for k in wrong[:3])
         raise CheckpointError(f"SAM checkpoint '{p}': {len(wrong)} prompt-encoder / mask-decoder tensors have other "
                               f"shapes ({shown})")
     model.load_state_dict({k: sd[k] for k in own}, strict=False)
@@ -224,11 +229,9 @@ def load_vit_init(enc: SamImageEncoder, path: str | Path) -> dict:
                 if k in sd:
                     new[f"blocks.{i}.{dst}.{kind}"] = sd[k]
                     used.add(k)
-    wrong = [k for k, v in new.items() if tuple(v.shape) != tuple(own[k].shape)]
+    wrong, shown = _misfits({k: own[k] for k in new}, new)
     if wrong:
-        raise CheckpointError(f"encoder_init '{p}' does not fit SAM's {enc.variant} encoder: "
-                              + "; ".join(f"{k}: expected {tuple(own[k].shape)}, found {tuple(new[k].shape)}"
-                                          for k in wrong[:3]))
+        raise CheckpointError(f"encoder_init '{p}' does not fit SAM's {enc.variant} encoder: {shown}")
     enc.load_state_dict(new, strict=False)
     report = {"mapped": sorted(new), "unused_in_file": sorted(k for k in sd if k not in used),
               "not_initialised": sorted(k for k in own if k not in new and not is_new(k))}

@@ -93,6 +93,13 @@ def token_grid(img_size: object, patch_stride: object, pos_adapt: str = "interpo
     return grid
 
 
+def sam_neck(dim: int) -> nn.Sequential:
+    """SAM's neck: (B, dim, g, g) -> the (B, 256, g, g) image embedding (1x1 conv -> LayerNorm2d -> 3x3 conv ->
+    LayerNorm2d, no biases; the official parameter names ``neck.0`` ... ``neck.3``)."""
+    return nn.Sequential(nn.Conv2d(dim, OUT_CHANS, 1, bias=False), LayerNorm2d(OUT_CHANS),
+                         nn.Conv2d(OUT_CHANS, OUT_CHANS, 3, padding=1, bias=False), LayerNorm2d(OUT_CHANS))
+
+
 class PosEmbedDown(nn.Module):
     """SAM's (1, 64, 64, C) position embedding -> (1, grid, grid, C), ``halvings`` learned steps (module docstring)."""
 
@@ -165,8 +172,7 @@ class SamImageEncoder(nn.Module):
                                                                                  and i in v.global_attn),
                          adapter_ratio=adapter_ratio, cross_adapter=bool(cnn_branch) and i in v.global_attn)
             for i in range(v.depth))
-        self.neck = nn.Sequential(nn.Conv2d(C, OUT_CHANS, 1, bias=False), LayerNorm2d(OUT_CHANS),
-                                  nn.Conv2d(OUT_CHANS, OUT_CHANS, 3, padding=1, bias=False), LayerNorm2d(OUT_CHANS))
+        self.neck = sam_neck(C)
         self.cnn_branch = CNNBranch(C, self.patch_stride) if cnn_branch else None
         self.fusion = (nn.ModuleList(SpatialFrequencyFusion(C, grid, fusion) for _ in v.global_attn)
                        if fusion != "none" else None)

@@ -40,6 +40,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..builder import MODELS
+from ..layers import encode, reads_organ
 from .any_encoder import EncoderEmbedding
 from .corrector import (
     EVAL_SEED,
@@ -152,7 +153,7 @@ class SFRecSAM(nn.Module):
     def batch_inputs(self) -> tuple[str, ...]:
         """Batch keys the model reads besides the image: the mask (training's ground-truth box) and, with an
         encoder that takes it (A-ViT), the organ."""
-        return ("mask",) + (("organ",) if getattr(self.image_encoder, "takes_organ", False) else ())
+        return ("mask",) + (("organ",) if reads_organ(self.image_encoder) else ())
 
     # -- pieces -------------------------------------------------------------------------------------------
     def decode(self, emb: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
@@ -237,8 +238,7 @@ class SFRecSAM(nn.Module):
         if resized:  # the run letterboxes to img_size; other callers get their size back
             x = F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False, antialias=True)
             mask = None if mask is None else F.interpolate(mask.float(), size=(S, S), mode="nearest")
-        takes = getattr(self.image_encoder, "takes_organ", False)
-        emb = self.image_encoder(x, organ) if takes else self.image_encoder(x)  # (B, 256, g, g)
+        emb = encode(self.image_encoder, x, organ)  # (B, 256, g, g)
         coarse = self.decode(emb, *no_prompt(self.prompt_encoder, B))  # (B, 1, S, S)
         boxes, points = self.prompts(coarse.detach(), mask if self.training else None)
         sparse, dense = embed_prompts(self.prompt_encoder, boxes, points)
