@@ -57,6 +57,14 @@ def test_evaluate_with_the_organ_segment_and_export(trained, tmp_path):
     ok(runner.invoke(app, ["segment", str(d / "ds" / "images" / "case_7.png"), "--checkpoint", str(ck),
                            "--out", str(tmp_path / "seg"), "--save-uncertainty"]))
     assert all((tmp_path / "seg" / f"case_7_{m}.png").exists() for m in ("mask", "uncertainty"))
+    # the default backend (auto) runs torch: the ONNX graph holds no corrector, so it would give other masks
+    ok(runner.invoke(app, ["segment", str(d / "ds" / "images" / "case_7.png"), "--checkpoint", str(ck),
+                           "--out", str(tmp_path / "auto")]))
+    assert (tmp_path / "auto" / "case_7_mask.png").exists() and not ck.with_name("best.ckpt.onnx").exists()
+    r = runner.invoke(app, ["segment", str(d / "ds" / "images" / "case_7.png"), "--checkpoint", str(ck),
+                            "--out", str(tmp_path / "onnx"), "--backend", "onnx"])
+    assert r.exit_code != 0 and "--backend onnx cannot serve this model: ONNX holds SF-RecSAM's base network" in str(
+        r.exception) and "use --backend torch" in str(r.exception)
     ok(runner.invoke(app, ["export", "--checkpoint", str(ck), "--out", str(tmp_path / "m.safetensors")]))
     from sonokit.export import load_safetensors_model
     from sonokit.inference import Segmenter

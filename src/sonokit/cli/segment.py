@@ -68,8 +68,9 @@ def segment_cmd(
     backend: str = typer.Option("auto", "--backend", help="torch, onnx (the model's graph in ONNX Runtime: pip "
                                 "install 'sonokit[onnx]'; exported beside the checkpoint - shipped models: in "
                                 "~/.cache/sonokit - and checked against torch on first use; masks only, CPU), or auto: "
-                                "onnx when ONNX Runtime is installed and nothing asked for needs torch (--device cuda, "
-                                "--tta, --save-uncertainty, --organ), else torch."),
+                                "onnx when ONNX Runtime is installed, nothing asked for needs torch (--device cuda, "
+                                "--tta, --save-uncertainty, --organ) and the graph holds the whole model (not "
+                                "SF-RecSAM's corrector), else torch."),
     pixel_size: float = typer.Option(None, "--pixel-size", min=0, help="Pixel size in mm of the inputs (PNG and "
                                      "other files without one; a DICOM's own spacing is used otherwise): areas and "
                                      "head circumferences in mm instead of pixels."),
@@ -93,7 +94,7 @@ def segment_cmd(
     n_threads = threads or default_threads()
     needs_torch = next((why for why, on in (("--tta", tta), ("--save-uncertainty", save_uncertainty),
                                             ("--organ", organ is not None)) if on), None)
-    backend = resolve_backend(backend, device, torch_only=needs_torch)
+    requested, backend = backend, resolve_backend(backend, device, torch_only=needs_torch)
     if backend == "onnx":
         check_onnx_request(save_uncertainty=save_uncertainty, organ=organ, tta=tta)
     seg = None
@@ -123,8 +124,10 @@ def segment_cmd(
         if seg is None:
             from ..inference import Segmenter
 
+            # auto stays auto: the checkpoint's model decides (torch where its ONNX graph computes less than it)
+            ck_backend = "auto" if requested == "auto" and backend == "onnx" else backend
             seg = Segmenter.from_checkpoint(checkpoint, device=device, threshold=threshold, tta=tta, trust=trust,
-                                            organ=organ, backend=backend, threads=n_threads, log=say)
+                                            organ=organ, backend=ck_backend, threads=n_threads, log=say)
     measure_hc = measures_head(seg.hparams)
     plan, batch = start_batch(images, out, console, fail_fast=fail_fast)
     empty, extras, rows = 0, 0, []

@@ -116,6 +116,21 @@ def cached_graph(checkpoint: Path) -> tuple[Path, Path]:
     return checkpoint.with_name(checkpoint.name + ".onnx"), checkpoint.with_name(checkpoint.name + ".onnx.json")
 
 
+def cached_session(checkpoint: Path, threads: int) -> tuple[OnnxModel | None, str | None]:
+    """The checkpoint's graph exported and checked earlier (its sidecar says ok for these bytes), in ONNX Runtime,
+    or None with the checkpoint's sha256 when there is none (None when size and time already matched)."""
+    graph, meta = cached_graph(checkpoint)
+    stat = checkpoint.stat()
+    info = json.loads(meta.read_text()) if meta.exists() and graph.exists() else {}
+    if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns and info.get("ok"):
+        return OnnxModel(graph, threads), None
+    digest = sha256_file(checkpoint)
+    if info.get("sha256") == digest and info.get("ok"):  # same bytes, touched: record the new time
+        meta.write_text(json.dumps({**info, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
+        return OnnxModel(graph, threads), None
+    return None, digest
+
+
 def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size: int, task: str = "segment",
                tol: float = CHECK_TOL, log=None, model_name: str | None = None,
                record: dict | None = None) -> OnnxModel:
@@ -123,15 +138,11 @@ def onnx_model(checkpoint: str | Path, *, threads: int, build_torch, image_size:
     docstring). ``build_torch()`` returns the eager model (called only when the graph must be made); ``record``:
     more facts for the sidecar (e.g. ``measure``)."""
     ck = Path(checkpoint)
+    session, digest = cached_session(ck, threads)
+    if session is not None:
+        return session
     graph, meta = cached_graph(ck)
     stat = ck.stat()
-    info = json.loads(meta.read_text()) if meta.exists() and graph.exists() else {}
-    if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns and info.get("ok"):
-        return OnnxModel(graph, threads)
-    digest = sha256_file(ck)
-    if info.get("sha256") == digest and info.get("ok"):  # same bytes, touched: record the new time
-        meta.write_text(json.dumps({**info, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
-        return OnnxModel(graph, threads)
     record = {"checkpoint": ck.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest,
               "model": model_name, **(record or {})}
     return export_checked(build_torch, image_size, graph, meta, record, threads=threads, task=task, tol=tol, log=log,

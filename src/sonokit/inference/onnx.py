@@ -20,6 +20,13 @@ class _LogitsOnly(torch.nn.Module):
         return out["logits"] if isinstance(out, dict) else out
 
 
+def partial_graph(model: torch.nn.Module) -> str | None:
+    """The note of a model whose ONNX graph computes less than the model (``onnx_module()`` says ``partial``:
+    SF-RecSAM with a corrector), else None: inference must then run the model in torch."""
+    part = model.onnx_module() if callable(getattr(model, "onnx_module", None)) else None
+    return part["note"] if part and part.get("partial") else None
+
+
 def export_onnx(model: torch.nn.Module, image_size: int, out: str | Path, *, task: str = "segment",
                 opset: int = 17) -> str | None:
     """ONNX graph with dynamic batch, height and width (needs the ``onnx`` extra: pip install 'sonokit[onnx]').

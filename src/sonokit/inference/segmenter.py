@@ -79,40 +79,55 @@ class Segmenter:
                         log=None) -> "Segmenter":
         """The model of a ``sonokit train segment`` checkpoint (read safely; ``trust`` see
         :func:`sonokit.serialization.load_checkpoint`); ``organ``: a name of the model's organ vocabulary.
-        ``backend``: ``torch`` or ``onnx`` (the checkpoint's graph in ONNX Runtime, exported and checked
-        against torch on first use: :mod:`.backend`; CPU only); ``threads``: CPU threads (None: torch's
-        setting, and for ONNX :func:`~.backend.default_threads`)."""
-        from .backend import BACKENDS, default_threads, onnx_model, set_threads
+        ``backend``: ``torch``, ``onnx`` (the checkpoint's graph in ONNX Runtime, exported and checked
+        against torch on first use: :mod:`.backend`; CPU only) or ``auto`` (ONNX where ONNX Runtime is installed,
+        the device is the CPU, no organ is given and the graph computes all the model does; else torch);
+        ``threads``: CPU threads (None: torch's setting, and for ONNX :func:`~.backend.default_threads`)."""
+        from .backend import BACKENDS, cached_session, default_threads, onnx_model, resolve_backend, set_threads
+        from .onnx import partial_graph
 
-        if backend not in BACKENDS:
-            raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}; found '{backend}'")
+        if backend not in (*BACKENDS, "auto"):
+            raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, auto; found '{backend}'")
         if threads is not None:
             set_threads(threads)
         ckpt = read_task_checkpoint(path, expect=("segment",), trust=trust)
+        auto = backend == "auto"
+        if auto:
+            backend = resolve_backend("auto", device, torch_only="--organ" if organ is not None else None)
+        if backend == "onnx" and torch_device(device).type != "cpu":
+            raise ConfigError(f"--backend onnx runs on the CPU; found --device {device}")
+        if backend == "onnx" and organ is not None:
+            raise ConfigError("--backend onnx: the exported graph has no organ input; use --backend torch with --organ")
+        n_threads = threads or default_threads()
+        session = cached_session(Path(path), n_threads)[0] if backend == "onnx" else None
+        built = build_model(ckpt, path) if backend == "onnx" and session is None else None
+        note = partial_graph(built) if built is not None else None  # a graph checked ok earlier is never partial
+        if note and auto:
+            backend = "torch"
+        elif note:
+            raise ConfigError(f"--backend onnx cannot serve this model: {note}; use --backend torch")
         if backend == "torch":
             return cls.from_loaded(ckpt, path, device=device, threshold=threshold, tta=tta,
-                                   large_pixels=large_pixels, organ=organ)
-        if torch_device(device).type != "cpu":
-            raise ConfigError(f"--backend onnx runs on the CPU; found --device {device}")
-        if organ is not None:
-            raise ConfigError("--backend onnx: the exported graph has no organ input; use --backend torch with --organ")
+                                   large_pixels=large_pixels, organ=organ, model=built)
         hp = ckpt["hyper_parameters"]
         from .files import measures_head
 
-        model = onnx_model(path, threads=threads or default_threads(), build_torch=lambda: build_model(ckpt, path),
-                           image_size=int(hp["image_size"]), log=log, model_name=str(hp.get("model")),
-                           record={"measure": "head_circumference" if measures_head(hp) else None})
+        model = session or onnx_model(path, threads=n_threads, build_torch=lambda: built,
+                                      image_size=int(hp["image_size"]), log=log, model_name=str(hp.get("model")),
+                                      record={"measure": "head_circumference" if measures_head(hp) else None})
         return cls(model, int(hp["image_size"]), hp, torch.device("cpu"), threshold, tta, large_pixels)
 
     @classmethod
     def from_loaded(cls, ckpt: dict, path: str | Path, *, device: str = "cpu", threshold: float = 0.5,
-                    tta: bool = False, large_pixels: int | None = None, organ: str | None = None) -> "Segmenter":
-        """From a checkpoint already read by :func:`sonokit.inference.read_task_checkpoint`."""
+                    tta: bool = False, large_pixels: int | None = None, organ: str | None = None,
+                    model: torch.nn.Module | None = None) -> "Segmenter":
+        """From a checkpoint already read by :func:`sonokit.inference.read_task_checkpoint` (``model``: its model,
+        when already built from it)."""
         from .organ import resolve_organ
 
         hp = ckpt["hyper_parameters"]
         dev = torch_device(device)
-        model = build_model(ckpt, path).to(dev)
+        model = (model if model is not None else build_model(ckpt, path)).to(dev)
         return cls(model, int(hp["image_size"]), hp, dev, threshold, tta, large_pixels,
                    resolve_organ(organ, hp, model))
 

@@ -48,7 +48,9 @@ class BaseNetworkGraph(nn.Module):
 
 
 def onnx_module(model: nn.Module) -> dict:
-    """``{"module", "note", "dynamic_size"}`` for :func:`sonokit.export.export_onnx` (see the module docstring)."""
+    """``{"module", "note", "dynamic_size", "partial"}`` for :func:`sonokit.export.export_onnx` (see the module
+    docstring); ``partial``: the graph's masks may differ from the model's (a corrector or the largest-component
+    box), so inference must not run it in the model's place."""
     parts = ["ONNX holds SF-RecSAM's base network (image -> initial mask logits, box prompt in the graph)"]
     if model.box_component != "all":
         parts.append(f"its box is drawn around all coarse-mask pixels, not the '{model.box_component}' "
@@ -60,4 +62,5 @@ def onnx_module(model: nn.Module) -> dict:
                      "FN maps use `sonokit segment --save-uncertainty` on the checkpoint (or, in Python, the model "
                      "of the .safetensors export: sonokit.export.load_safetensors_model)")
     parts.append(f"input (B, 1, {model.img_size}, {model.img_size}) letterboxed, fixed size, dynamic batch")
-    return {"module": BaseNetworkGraph(model), "note": "; ".join(parts), "dynamic_size": False}
+    partial = model.box_component != "all" or model.corrector_kind != "none"
+    return {"module": BaseNetworkGraph(model), "note": "; ".join(parts), "dynamic_size": False, "partial": partial}
